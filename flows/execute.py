@@ -1,0 +1,27 @@
+"""Stage `execute`: every candidate on every input of its task, in the sandbox."""
+
+from synthsmith.orchestration import map_shards, read_table, run_stage, write_tables
+from prefect import flow
+
+from synthsmith import schemas
+from synthsmith.funnel import funnel
+from synthsmith.params import load_params
+from synthsmith.sandbox import run_jobs
+from synthsmith.stages import execute
+
+
+@flow(name="execute")
+def execute_flow(params_path: str = "params.yaml") -> None:
+    settings = load_params(params_path).execute
+    tasks = read_table("data/generate_tasks/tasks.parquet", schemas.TASKS)
+    tests = read_table("data/generate_tests/tests.parquet", schemas.TEST_INPUTS)
+    candidates = read_table("data/generate_solutions/solutions.parquet", schemas.SOLUTIONS)
+    jobs = execute.build_jobs(candidates, tests, tasks, settings)
+    results = map_shards(run_jobs, jobs, settings.shard_size, "sandbox runs", workers=settings.workers)
+    table = execute.executions(jobs, results, candidates)
+    write_tables("data/execute", {"executions": table, "funnel": funnel(
+        "execute", jobs.height, table.height, **{f"status:{k}": v for k, v in execute.status_counts(table).items()})})
+
+
+if __name__ == "__main__":
+    run_stage(execute_flow)

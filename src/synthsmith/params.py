@@ -1,0 +1,136 @@
+"""params.yaml, validated: one model per section, errors that name the key to change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class UserError(Exception):
+    """A mistake the user can fix (bad params, bad input file); the CLI prints it as one line."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LLMParams(_Section):
+    mode: Literal["replay", "record", "live"] = "replay"
+    cassette: str = "data/shipped/cassette.jsonl"
+    cache_dir: str = ".synthsmith/llm-cache"
+    api_base: str | None = None
+    timeout_s: float = Field(300, gt=0)
+    concurrency: int = Field(8, ge=1)
+    max_retries: int = Field(3, ge=0)
+
+
+class SeedsParams(_Section):
+    source: Literal["shipped", "humaneval", "file"] = "shipped"
+    path: str = "data/shipped/seeds.jsonl"
+    columns: dict[str, str] = {}
+    limit: int | None = Field(None, ge=1)
+
+
+class _ModelCall(_Section):
+    temperature: float = Field(0.7, ge=0, le=2)
+    max_tokens: int = Field(4096, ge=1)
+    shard_size: int = Field(8, ge=1)
+
+
+class ExtractFeaturesParams(_ModelCall):
+    model: str
+
+
+class EvolveFeaturesParams(_ModelCall):
+    model: str
+    rounds: int = Field(2, ge=0)
+    nodes_per_category: int = Field(3, ge=1)
+    leaves_per_category: int = Field(3, ge=0)
+    min_new_siblings: int = Field(2, ge=1)
+    seed: int = 0
+
+
+class GenerateTasksParams(_ModelCall):
+    planner_model: str
+    writer_model: str
+    num_tasks: int = Field(16, ge=1)
+    leaves_per_subtree: int = Field(6, ge=2)
+    style_mix: dict[Literal["codeforces", "atcoder", "leetcode"], float]
+    min_tokens: int = Field(200, ge=0)
+    seed: int = 0
+
+    @field_validator("style_mix")
+    @classmethod
+    def _mix_is_a_distribution(cls, mix: dict[str, float]) -> dict[str, float]:
+        if any(w < 0 for w in mix.values()) or abs(sum(mix.values()) - 1) > 1e-6:
+            raise ValueError(f"must be non-negative weights summing to 1, got {dict(mix)}")
+        return mix
+
+
+class GenerateTestsParams(_ModelCall):
+    generators: list[Literal["prompt"]] = ["prompt"]
+    model: str
+    num_inputs: int = Field(10, ge=1)
+    weighting: Literal["size", "semantic"] = "size"
+
+
+class GenerateSolutionsParams(_ModelCall):
+    models: list[str] = Field(min_length=1)
+    samples_per_model: int = Field(4, ge=1)
+
+
+class ExecuteParams(_Section):
+    time_limit_s: float = Field(1.0, gt=0)
+    memory_mb: int = Field(512, ge=32)
+    workers: int = Field(2, ge=1)
+    shard_size: int = Field(200, ge=1)
+
+
+class VerifyParams(_Section):
+    method: str = "paper"
+    seed: int = 0
+
+
+class ExportParams(_Section):
+    data_source: str = "synthsmith"
+
+
+class Params(_Section):
+    llm: LLMParams = LLMParams()
+    seeds: SeedsParams = SeedsParams()
+    extract_features: ExtractFeaturesParams
+    evolve_features: EvolveFeaturesParams
+    generate_tasks: GenerateTasksParams
+    generate_tests: GenerateTestsParams
+    generate_solutions: GenerateSolutionsParams
+    execute: ExecuteParams = ExecuteParams()
+    verify: VerifyParams = VerifyParams()
+    export: ExportParams = ExportParams()
+
+    @model_validator(mode="after")
+    def _models_are_distinct(self) -> "Params":
+        models = self.generate_solutions.models
+        if len(set(models)) != len(models):
+            raise ValueError("generate_solutions.models has duplicates")
+        return self
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        raise UserError(f"{path}: {key}: {first['msg']} (got {first.get('input')!r})") from None

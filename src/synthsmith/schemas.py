@@ -1,0 +1,122 @@
+"""The data contract: every table the pipeline reads or writes, its columns and dtypes.
+
+Stages call `conform(df, TABLE)` on what they return and flows on what they read, so a
+missing column or a wrong dtype fails at the boundary with the table's name, not three
+stages later.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+Str, Int, Float, Bool = pl.String, pl.Int64, pl.Float64, pl.Boolean
+MESSAGE = pl.Struct({"role": Str, "content": Str})
+
+
+class Table:
+    def __init__(self, name: str, columns: dict[str, pl.DataType], optional: dict | None = None):
+        self.name = name
+        self.columns = columns
+        self.optional = optional or {}
+
+    def empty(self) -> pl.DataFrame:
+        return pl.DataFrame(schema=self.columns)
+
+
+class ContractError(ValueError):
+    pass
+
+
+def conform(df: pl.DataFrame, table: Table) -> pl.DataFrame:
+    """Select the table's columns in order, cast to its dtypes; fill absent optional columns."""
+    for column, default in table.optional.items():
+        if column not in df.columns:
+            df = df.with_columns(pl.lit(default, dtype=table.columns[column]).alias(column))
+    missing = [c for c in table.columns if c not in df.columns]
+    if missing:
+        raise ContractError(f"table {table.name}: missing column(s) {missing}; has {df.columns}")
+    try:
+        return df.select([pl.col(c).cast(t, strict=True) for c, t in table.columns.items()])
+    except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
+        raise ContractError(f"table {table.name}: a column has the wrong type: {exc}") from exc
+
+
+SEEDS = Table("seeds", {
+    "seed_id": Str, "title": Str, "statement": Str, "solution": Str,
+    "io": Str,  # "stdio" | "function"
+    "entry_point": Str, "source": Str,
+})
+
+# One row per (stage, metric): "in", "out" and "dropped:<reason>" counts feed the report's funnel.
+FUNNEL = Table("funnel", {"stage": Str, "metric": Str, "value": Int})
+
+LLM_REQUESTS = Table("llm_requests", {
+    "request_id": Str, "model": Str, "messages": pl.List(MESSAGE), "sampling": Str,  # sampling: canonical JSON
+})
+LLM_RESPONSES = Table("llm_responses", {
+    "request_id": Str, "content": Str, "error": Str,  # exactly one of content/error is null
+})
+
+FEATURE_ANSWERS = Table("feature_answers", {"seed_id": Str, "status": Str, "features_json": Str})
+FEATURE_POOL = Table("feature_pool", {
+    "category": Str, "subcategory": Str, "leaf": Str, "path": Str, "count": Int,
+    "origin": Str,  # "extracted" | "breadth" | "depth"
+    "round": Int,
+})
+FEATURE_GROWTH = Table("feature_growth", {
+    "category": Str, "leaves_before": Int, "leaves_after": Int, "subcategories_before": Int,
+    "subcategories_after": Int,
+})
+
+TASKS = Table("tasks", {
+    "task_id": Str, "style": Str, "title": Str, "statement": Str, "entry_point": Str,
+    "features": pl.List(Str), "integration_strategy": Str, "tokens": Int,
+})
+
+TEST_INPUTS = Table("test_inputs", {
+    "task_id": Str, "test_id": Str, "input": Str, "description": Str,
+    "generator": Str,  # "prompt" (the tool-based generator is a later addition)
+    "size_weight": Int, "semantic_weight": Int, "weight": Int,
+})
+
+SOLUTIONS = Table("solutions", {
+    "task_id": Str, "solution_id": Str, "model": Str, "sample": Int, "reasoning": Str, "code": Str,
+})
+
+# The sandbox's job and result tables (one result row per job, always).
+SANDBOX_JOBS = Table("sandbox_jobs", {
+    "job_id": Str, "code": Str, "mode": Str, "entry": Str, "input": Str,
+    "time_limit_s": Float, "memory_mb": Int,
+})
+SANDBOX_RESULTS = Table("sandbox_results", {
+    "job_id": Str, "status": Str, "output": Str, "stderr": Str, "exit_code": Int,
+    "wall_ms": Float, "cpu_ms": Float,
+})
+
+# What `verify` reads: RUNS (one row per candidate x test) and TESTS.
+RUNS = Table("runs", {
+    "task_id": Str, "solution_id": Str, "test_id": Str, "status": Str, "output": Str,
+})
+VERIFY_TESTS = Table("verify_tests", {"task_id": Str, "test_id": Str, "input": Str, "weight": Int},
+                     optional={"weight": None})
+EXECUTIONS = Table("executions", {
+    "task_id": Str, "solution_id": Str, "test_id": Str, "status": Str, "output": Str,
+    "stderr": Str, "exit_code": Int, "wall_ms": Float,
+})
+
+GOLDEN_TEST = pl.Struct({"test_id": Str, "expected_output": Str})
+VERDICTS = Table("verdicts", {
+    "task_id": Str, "kept": Bool, "golden_solution_id": Str,
+    "golden_tests": pl.List(GOLDEN_TEST), "reason": Str,
+})
+# Per task: how strongly candidates agreed on the labels (for the report's agreement histogram).
+AGREEMENT = Table("agreement", {
+    "task_id": Str, "labelled_tests": Int, "tied_tests": Int, "mean_top_share": Float,
+})
+
+SFT = Table("sft", {"task_id": Str, "messages": pl.List(MESSAGE), "style": Str, "source": Str})
+RL_TEST = pl.Struct({"input": Str, "output": Str, "weight": Int})
+RL = Table("rl", {
+    "task_id": Str, "prompt": pl.List(MESSAGE), "tests": pl.List(RL_TEST), "style": Str,
+    "entry_point": Str, "data_source": Str,
+})

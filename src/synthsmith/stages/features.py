@@ -1,0 +1,73 @@
+"""Stage `extract_features`: ask for each seed's features, validate them, merge into one pool."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import polars as pl
+
+from synthsmith import schemas
+from synthsmith.answers import Rejected, between_markers, json_object
+from synthsmith.funnel import funnel
+from synthsmith.llm import make_request
+from synthsmith.llm.prompts import render
+from synthsmith.names import normalise
+from synthsmith.params import ExtractFeaturesParams
+
+CATEGORIES = ("programming_language", "problem_type", "algorithm", "data_structures",
+              "implementation_logic", "complexity_analysis", "optimization_techniques")
+
+
+def extraction_requests(seeds: pl.DataFrame, params: ExtractFeaturesParams) -> pl.DataFrame:
+    rows = [make_request(params.model, render("extract_features", categories=CATEGORIES, statement=s["statement"],
+                                              solution=s["solution"]),
+                         temperature=params.temperature, max_tokens=params.max_tokens)
+            for s in seeds.iter_rows(named=True)]
+    return schemas.conform(pl.DataFrame(rows, schema=schemas.LLM_REQUESTS.columns), schemas.LLM_REQUESTS)
+
+
+def parse_extractions(seeds: pl.DataFrame, responses: pl.DataFrame) -> pl.DataFrame:
+    """One FEATURE_ANSWERS row per seed; status is "ok" or the rejection reason."""
+    rows = []
+    for seed_id, content, error in zip(seeds["seed_id"], responses["content"], responses["error"], strict=True):
+        try:
+            if error is not None:
+                raise Rejected("llm_error")
+            features = validate_features(json_object(between_markers(content)))
+            rows.append({"seed_id": seed_id, "status": "ok", "features_json": json.dumps(features)})
+        except Rejected as rejected:
+            rows.append({"seed_id": seed_id, "status": rejected.reason, "features_json": None})
+    return schemas.conform(pl.DataFrame(rows, schema=schemas.FEATURE_ANSWERS.columns), schemas.FEATURE_ANSWERS)
+
+
+def validate_features(answer: dict) -> dict[str, dict[str, list[str]]]:
+    """All seven categories, each {sub-category: [leaf, ...]} of non-empty strings."""
+    if set(answer) != set(CATEGORIES):
+        raise Rejected("wrong_categories")
+    for groups in answer.values():
+        if not isinstance(groups, dict) or not all(
+                isinstance(leaves, list) and all(isinstance(leaf, str) and leaf.strip() for leaf in leaves)
+                for leaves in groups.values()):
+            raise Rejected("schema_invalid")
+    return answer
+
+
+def build_pool(answers: pl.DataFrame) -> pl.DataFrame:
+    """Merge every valid answer into (category, sub-category, leaf) nodes with counts."""
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for features_json in answers.filter(pl.col("status") == "ok")["features_json"]:
+        seen = set()
+        for category, groups in json.loads(features_json).items():
+            for subcategory, leaves in groups.items():
+                seen.update((category, normalise(subcategory), normalise(leaf)) for leaf in leaves)
+        counts.update(seen)  # count seeds, not mentions
+    rows = [{"category": c, "subcategory": s, "leaf": leaf, "path": f"{c}/{s}/{leaf}", "count": n,
+             "origin": "extracted", "round": 0} for (c, s, leaf), n in sorted(counts.items())]
+    return schemas.conform(pl.DataFrame(rows, schema=schemas.FEATURE_POOL.columns), schemas.FEATURE_POOL)
+
+
+def extraction_funnel(answers: pl.DataFrame, pool: pl.DataFrame) -> pl.DataFrame:
+    dropped = Counter(answers.filter(pl.col("status") != "ok")["status"].to_list())
+    ok = answers.height - sum(dropped.values())
+    return funnel("extract_features", answers.height, ok, dropped, pool_leaves=pool.height)

@@ -1,0 +1,47 @@
+"""Stage `generate_solutions`: m candidates per task from several models, format-checked."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import polars as pl
+
+from synthsmith import schemas
+from synthsmith.answers import Rejected, count_tokens, reasoning_and_code
+from synthsmith.llm import make_request
+from synthsmith.llm.prompts import render
+from synthsmith.params import GenerateSolutionsParams
+
+
+def solution_requests(tasks: pl.DataFrame, params: GenerateSolutionsParams) -> pl.DataFrame:
+    """task x model x sample; the sample index is sent as `seed`, so each sample has its own key."""
+    rows = []
+    for task in tasks.iter_rows(named=True):
+        messages = render("solve_task", statement=task["statement"], entry_point=task["entry_point"],
+                          io="function" if task["entry_point"] else "stdio")
+        for model_no, model in enumerate(params.models):
+            for sample in range(params.samples_per_model):
+                rows.append(make_request(model, messages, temperature=params.temperature,
+                                         max_tokens=params.max_tokens, seed=sample)
+                            | {"task_id": task["task_id"], "solution_id": f"{task['task_id']}-m{model_no}s{sample}",
+                               "sample": sample})
+    return pl.DataFrame(rows)
+
+
+def parse_solutions(asked: pl.DataFrame, responses: pl.DataFrame,
+                    params: GenerateSolutionsParams) -> tuple[pl.DataFrame, Counter]:
+    rows, rejected = [], Counter()
+    for ask, content, error in zip(asked.iter_rows(named=True), responses["content"], responses["error"],
+                                   strict=True):
+        try:
+            if error is not None:
+                raise Rejected("llm_error")
+            if count_tokens(content) > params.max_tokens:
+                raise Rejected("too_long")
+            reasoning, code = reasoning_and_code(content)
+        except Rejected as reason:
+            rejected[reason.reason] += 1
+            continue
+        rows.append({"task_id": ask["task_id"], "solution_id": ask["solution_id"], "model": ask["model"],
+                     "sample": ask["sample"], "reasoning": reasoning, "code": code})
+    return schemas.conform(pl.DataFrame(rows, schema=schemas.SOLUTIONS.columns), schemas.SOLUTIONS), rejected

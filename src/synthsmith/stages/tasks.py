@@ -1,0 +1,138 @@
+"""Stage `generate_tasks`: sample feature subtrees, plan (stage 1), write hint-free tasks (stage 2)."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import Counter
+
+import polars as pl
+
+from synthsmith import schemas
+from synthsmith.answers import Rejected, count_tokens, json_object
+from synthsmith.llm import make_request
+from synthsmith.llm.prompts import render, style_guide
+from synthsmith.params import GenerateTasksParams
+from synthsmith.stages.evolve import leaf_paths
+
+STYLES = ("codeforces", "atcoder", "leetcode")
+# Every subtree mixes an algorithm and a data structure with other categories; the language
+# category is left out because every task is solved in Python anyway.
+ANCHORS = ("algorithm", "data_structures")
+PLAN_KEYS = ("feature_roles_tree", "selected_features_tree", "integration_strategy")
+SIGNATURE = re.compile(r"class\s+Solution\b.*?def\s+(\w+)\s*\(\s*self", re.DOTALL)
+
+
+def sample_subtrees(pool: pl.DataFrame, params: GenerateTasksParams) -> pl.DataFrame:
+    """One row per task: task_id, style, subtree_json. Task i depends only on (seed, i), so
+    lowering num_tasks keeps a prefix, and style draws use their own stream."""
+    leaves = sorted(p for p in leaf_paths(pool) if not p.startswith("programming_language/"))
+    by_category: dict[str, list[str]] = {}
+    for path in leaves:
+        by_category.setdefault(path.split("/")[0], []).append(path)
+    styles = [s for s in STYLES if s in params.style_mix]
+    rows = []
+    for i in range(params.num_tasks):
+        rng = random.Random(f"{params.seed}:subtree:{i}")
+        chosen = {rng.choice(by_category[c]) for c in ANCHORS if by_category.get(c)}
+        rest = [p for p in leaves if p not in chosen]
+        chosen.update(rng.sample(rest, min(len(rest), params.leaves_per_subtree - len(chosen))))
+        style = random.Random(f"{params.seed}:style:{i}").choices(
+            styles, weights=[params.style_mix[s] for s in styles])[0]
+        rows.append({"task_id": f"task-{i:05d}", "style": style, "subtree_json": json.dumps(_nest(chosen))})
+    return pl.DataFrame(rows, schema={"task_id": pl.String, "style": pl.String, "subtree_json": pl.String})
+
+
+def _nest(paths: set[str]) -> dict[str, dict[str, list[str]]]:
+    tree: dict[str, dict[str, list[str]]] = {}
+    for path in sorted(paths):
+        category, subcategory, *rest = path.split("/")
+        tree.setdefault(category, {}).setdefault(subcategory, []).append("/".join(rest) or subcategory)
+    return tree
+
+
+def plan_requests(subtrees: pl.DataFrame, params: GenerateTasksParams) -> pl.DataFrame:
+    return pl.DataFrame([make_request(params.planner_model, render("plan_task", subtree=json.loads(s)),
+                                      temperature=params.temperature, max_tokens=params.max_tokens)
+                         for s in subtrees["subtree_json"]], schema=schemas.LLM_REQUESTS.columns)
+
+
+def parse_plans(subtrees: pl.DataFrame, responses: pl.DataFrame) -> tuple[pl.DataFrame, Counter]:
+    """Keep tasks whose plan has the three keys and selects at least two features."""
+    rows, dropped = [], Counter()
+    for task, content, error in zip(subtrees.iter_rows(named=True), responses["content"], responses["error"],
+                                    strict=True):
+        try:
+            plan = _valid_plan(content, error)
+        except Rejected as rejected:
+            dropped[f"plan_{rejected.reason}"] += 1
+            continue
+        features = sorted({leaf for groups in plan["selected_features_tree"].values() for leaves in groups.values()
+                           for leaf in leaves})
+        rows.append(task | {"plan_json": json.dumps(plan), "features": features,
+                            "integration_strategy": plan["integration_strategy"]})
+    return pl.DataFrame(rows, schema=subtrees.schema | {"plan_json": pl.String, "features": pl.List(pl.String),
+                                                        "integration_strategy": pl.String}), dropped
+
+
+def _valid_plan(content: str | None, error: str | None) -> dict:
+    if error is not None:
+        raise Rejected("llm_error")
+    plan = json_object(content)
+    if any(key not in plan for key in PLAN_KEYS):
+        raise Rejected("missing_keys")
+    selected = plan["selected_features_tree"]
+    if not isinstance(selected, dict) or not all(
+            isinstance(groups, dict) and all(isinstance(v, list) for v in groups.values()) for groups in selected.values()):
+        raise Rejected("schema_invalid")
+    if sum(len(v) for groups in selected.values() for v in groups.values()) < 2:
+        raise Rejected("too_few_selected")
+    if not isinstance(plan["integration_strategy"], str) or not plan["integration_strategy"].strip():
+        raise Rejected("schema_invalid")
+    return plan
+
+
+def writing_requests(plans: pl.DataFrame, params: GenerateTasksParams) -> pl.DataFrame:
+    return pl.DataFrame([make_request(params.writer_model, render(
+        "write_task", plan={k: v for k, v in json.loads(p["plan_json"]).items() if k != "feature_roles_tree"},
+        style=p["style"], style_guide=style_guide(p["style"])), temperature=params.temperature,
+        max_tokens=params.max_tokens) for p in plans.iter_rows(named=True)], schema=schemas.LLM_REQUESTS.columns)
+
+
+def parse_tasks(plans: pl.DataFrame, responses: pl.DataFrame,
+                params: GenerateTasksParams) -> tuple[pl.DataFrame, Counter]:
+    """Statements with a title, a signature for LeetCode style, no named technique, >= min_tokens."""
+    rows, dropped = [], Counter()
+    for plan, content, error in zip(plans.iter_rows(named=True), responses["content"], responses["error"],
+                                    strict=True):
+        try:
+            rows.append(_task(plan, content, error, params))
+        except Rejected as rejected:
+            dropped[rejected.reason] += 1
+    tasks = pl.DataFrame(rows, schema=schemas.TASKS.columns)
+    return schemas.conform(tasks, schemas.TASKS), dropped
+
+
+def _task(plan: dict, content: str | None, error: str | None, params: GenerateTasksParams) -> dict:
+    if error is not None or not content or not content.strip():
+        raise Rejected("llm_error")
+    statement = content.strip()
+    title = next((line[2:].strip() for line in statement.splitlines() if line.startswith("# ")), None)
+    if title is None:
+        raise Rejected("no_title")
+    entry_point = None
+    if plan["style"] == "leetcode":
+        signature = SIGNATURE.search(statement)
+        if signature is None:
+            raise Rejected("missing_signature")
+        entry_point = f"Solution.{signature.group(1)}"
+    lowered = statement.lower()
+    if any(" " in f and f.split("/")[-1] in lowered for f in plan["features"]):
+        raise Rejected("names_its_technique")
+    tokens = count_tokens(statement)
+    if tokens < params.min_tokens:
+        raise Rejected("too_short")
+    return {"task_id": plan["task_id"], "style": plan["style"], "title": title, "statement": statement,
+            "entry_point": entry_point, "features": plan["features"],
+            "integration_strategy": plan["integration_strategy"], "tokens": tokens}

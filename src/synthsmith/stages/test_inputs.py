@@ -1,0 +1,93 @@
+"""Stage `generate_tests`: test inputs per task from pluggable generators, weighted.
+
+A generator is a pair (requests, parse). `prompt` asks the model for inputs directly; the
+tool-based generator (a CYaRon program run in the sandbox) registers beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+
+import polars as pl
+
+from synthsmith import schemas
+from synthsmith.answers import Rejected, json_object
+from synthsmith.llm import make_request
+from synthsmith.llm.prompts import render
+from synthsmith.params import GenerateTestsParams
+
+# Semantic weights (METHOD 4): the strongest keyword in a description wins.
+SEMANTIC = ((4, re.compile(r"\b(stress|large|max(imum)?|huge|performance|worst)\b", re.I)),
+            (3, re.compile(r"\b(boundary|edge|corner|min(imum)?|extreme|limit)\b", re.I)),
+            (2, re.compile(r"\b(complex|tricky|special|random|mixed)\b", re.I)))
+
+
+def prompt_requests(tasks: pl.DataFrame, params: GenerateTestsParams) -> pl.DataFrame:
+    return pl.DataFrame([make_request(params.model, render(
+        "test_inputs", statement=t["statement"], num_inputs=params.num_inputs,
+        io="function" if t["entry_point"] else "stdio"), temperature=params.temperature, max_tokens=params.max_tokens)
+        for t in tasks.iter_rows(named=True)], schema=schemas.LLM_REQUESTS.columns)
+
+
+def parse_prompt_inputs(tasks: pl.DataFrame, responses: pl.DataFrame) -> tuple[pl.DataFrame, Counter]:
+    """Rows (task_id, input, description); malformed answers and invalid inputs are counted."""
+    rows, dropped = [], Counter()
+    for task, content, error in zip(tasks.iter_rows(named=True), responses["content"], responses["error"],
+                                    strict=True):
+        try:
+            if error is not None:
+                raise Rejected("llm_error")
+            cases = json_object(content).get("test_cases")
+            if not isinstance(cases, list):
+                raise Rejected("no_test_cases")
+        except Rejected as rejected:
+            dropped[f"answer_{rejected.reason}"] += 1
+            continue
+        for case in cases:
+            text = case.get("input_string") if isinstance(case, dict) else None
+            if not isinstance(text, str) or not text.strip():
+                dropped["input_missing"] += 1
+            elif task["entry_point"] and not _json_lines(text):
+                dropped["input_not_json_args"] += 1
+            else:
+                rows.append({"task_id": task["task_id"], "input": text if text.endswith("\n") else text + "\n",
+                             "description": str(case.get("description") or "")})
+    return pl.DataFrame(rows, schema={"task_id": pl.String, "input": pl.String, "description": pl.String}), dropped
+
+
+def _json_lines(text: str) -> bool:
+    try:
+        for line in text.strip().splitlines():
+            json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
+GENERATORS = {"prompt": (prompt_requests, parse_prompt_inputs)}
+
+
+def weigh(inputs: pl.DataFrame, generator: str, weighting: str) -> tuple[pl.DataFrame, int]:
+    """Dedup inputs per task, number them, add size and semantic weights. Returns (tests, duplicates)."""
+    unique = inputs.unique(["task_id", "input"], keep="first", maintain_order=True)
+    tests = unique.with_columns(
+        test_id=pl.format("{}-{}{}", pl.col("task_id"), pl.lit(generator[0]),
+                          pl.int_range(pl.len()).over("task_id").cast(pl.String).str.zfill(3)),
+        generator=pl.lit(generator),
+        size_weight=size_quartile_weight(pl.col("input").str.len_chars()),
+        semantic_weight=pl.col("description").map_elements(semantic_weight, return_dtype=pl.Int64),
+    ).with_columns(weight=pl.col("size_weight" if weighting == "size" else "semantic_weight"))
+    return schemas.conform(tests, schemas.TEST_INPUTS), inputs.height - unique.height
+
+
+def size_quartile_weight(size: pl.Expr) -> pl.Expr:
+    """Quartile of the input's size within its task -> 1..4 (equal sizes share a weight)."""
+    rank = size.rank("min").over("task_id") - 1
+    count = pl.len().over("task_id")
+    return (rank * 4 // count + 1).clip(1, 4).cast(pl.Int64)
+
+
+def semantic_weight(description: str) -> int:
+    return next((w for w, pattern in SEMANTIC if pattern.search(description or "")), 1)
