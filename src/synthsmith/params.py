@@ -22,6 +22,7 @@ class LLMParams(_Section):
     cassette: str = "data/shipped/cassette.jsonl"
     cache_dir: str = ".synthsmith/llm-cache"
     api_base: str | None = None
+    api_key_env: str | None = None  # name of the environment variable holding the key; never the key
     timeout_s: float = Field(300, gt=0)
     concurrency: int = Field(8, ge=1)
     max_retries: int = Field(3, ge=0)

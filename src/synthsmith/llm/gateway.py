@@ -88,9 +88,12 @@ class Gateway:
         import litellm  # slow import: only live runs pay it
 
         sampling = json.loads(row["sampling"])
+        api_key = os.environ.get(self.params.api_key_env) if self.params.api_key_env else None
+        if self.params.api_base and api_key is None:
+            api_key = "none"  # self-hosted OpenAI-compatible servers accept any key; the SDK insists on one
         try:
             response = await litellm.acompletion(
-                model=row["model"], messages=row["messages"], api_base=self.params.api_base,
+                model=row["model"], messages=row["messages"], api_base=self.params.api_base, api_key=api_key,
                 custom_llm_provider="openai" if self.params.api_base else None,
                 timeout=self.params.timeout_s, num_retries=self.params.max_retries, **sampling)
         except Exception as exc:  # noqa: BLE001 - every provider error becomes a counted row

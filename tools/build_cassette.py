@@ -1,0 +1,48 @@
+"""Rebuild data/shipped/cassette.jsonl from the hand-written demo author (tools/demo_author).
+
+Runs the LLM stages in `record` mode through the real live path (litellm -> an OpenAI-compatible
+server on 127.0.0.1 that answers with tools/demo_author/author.py), one request at a time so the
+author's choices are reproducible. Run from the project root:  python tools/build_cassette.py
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import flows  # noqa: E402,F401  (Prefect defaults before Prefect)
+from demo_author.author import MODEL_NAME, DemoAuthor  # noqa: E402
+from flows.evolve_features import evolve_features_flow  # noqa: E402
+from flows.extract_features import extract_features_flow  # noqa: E402
+from flows.generate_solutions import generate_solutions_flow  # noqa: E402
+from flows.generate_tasks import generate_tasks_flow  # noqa: E402
+from flows.generate_tests import generate_tests_flow  # noqa: E402
+from flows.seeds import seeds_flow  # noqa: E402
+from synthsmith.llm.stub_server import StubServer  # noqa: E402
+
+
+def main(params_file: str = "params.yaml") -> None:
+    params = yaml.safe_load(Path(params_file).read_text())
+    cassette = Path(params["llm"]["cassette"])
+    cassette.unlink(missing_ok=True)
+    author = DemoAuthor(Path(params["seeds"]["path"]))
+    with StubServer(author.respond, served_model=f"{MODEL_NAME} (hand-written demo responses, not a model)") as server, \
+            tempfile.TemporaryDirectory() as scratch:
+        params["llm"] |= {"mode": "record", "api_base": server.api_base, "concurrency": 1,
+                          "cache_dir": f"{scratch}/llm-cache"}
+        recording = Path(scratch) / "params.yaml"
+        recording.write_text(yaml.safe_dump(params, sort_keys=False))
+        seeds_flow(str(recording))
+        for stage in (extract_features_flow, evolve_features_flow, generate_tasks_flow, generate_tests_flow,
+                      generate_solutions_flow):
+            stage(str(recording))
+    print(f"{cassette}: {sum(1 for _ in cassette.open())} responses")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

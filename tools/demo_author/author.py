@@ -1,0 +1,151 @@
+"""The hand-written demo "model" behind the shipped cassette. It is not a language model.
+
+It answers each pipeline prompt from content we wrote by hand (seed features, an evolution
+vocabulary, a catalogue of tasks with tests and good and bad candidate solutions), picking
+deterministically, and deliberately answers some prompts badly (malformed JSON, missing
+markers, missing keys) so every failure branch of the pipeline runs offline. Task statements
+come from the catalogue by style: they do not follow the sampled features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).parent
+MODEL_NAME = "hand-written-demo-author"
+# Seeds whose feature answers are deliberately broken: one loses its <end> marker, one has the
+# wrong set of categories (both must be counted and dropped by extract_features).
+BROKEN_FEATURE_SEEDS = {"seed-005": "missing_end_marker", "seed-014": "wrong_categories"}
+# Every Nth request of a kind is answered badly (requests arrive in pipeline order, one at a time).
+BROKEN_PLAN_EVERY = 7  # the plan misses a required key
+BROKEN_EVOLUTION_EVERY = 9  # the answer is cut off, as when a model hits its token limit
+
+
+class DemoAuthor:
+    def __init__(self, seeds_path: Path):
+        self.seeds = [json.loads(line) for line in seeds_path.read_text().splitlines() if line.strip()]
+        self.features = yaml.safe_load((HERE / "seed_features.yaml").read_text())
+        self.vocab = yaml.safe_load((HERE / "evolution_vocab.yaml").read_text())
+        self.catalogue = [yaml.safe_load(p.read_text()) for p in sorted((HERE / "tasks").glob("*.yaml"))]
+        self.used_tasks: Counter = Counter()
+        self.calls: Counter = Counter()
+
+    def respond(self, model: str, messages: list[dict], sampling: dict) -> str:
+        prompt = messages[-1]["content"]
+        if "## Reference solution" in prompt:
+            return self._features(prompt)
+        if prompt.startswith("You are growing a taxonomy"):
+            return self._evolve(prompt)
+        if prompt.startswith("You are designing a new competitive-programming problem"):
+            return self._plan(prompt)
+        if prompt.startswith("Write one original competitive-programming problem"):
+            return self._task(prompt)
+        if prompt.startswith("You write test inputs"):
+            return self._tests(prompt)
+        if prompt.startswith("Solve the following competitive-programming problem"):
+            return self._solution(prompt, model, sampling.get("seed", 0))
+        raise ValueError(f"the demo author has no answer for this prompt: {prompt[:120]!r}")
+
+    # -- extract_features
+    def _features(self, prompt: str) -> str:
+        seed = next(s for s in self.seeds if s["statement"].strip() in prompt)
+        features = self.features[seed["seed_id"]]
+        broken = BROKEN_FEATURE_SEEDS.get(seed["seed_id"])
+        if broken == "wrong_categories":
+            features = {k: v for k, v in features.items() if k != "optimization_techniques"} | {"misc": {"other": ["x"]}}
+        body = json.dumps(features, indent=1)
+        if broken == "missing_end_marker":
+            return f"Here are the features.\n<begin>\n{body[: len(body) // 2]}"
+        return f"<begin>\n{body}\n<end>"
+
+    # -- evolve_features
+    def _evolve(self, prompt: str) -> str:
+        category = re.search(r'in the category "([^"]+)"', prompt).group(1)
+        tree = set(re.search(r"```text\n(.*?)```", prompt, re.S).group(1).split())
+        tree_names = {part for path in tree for part in path.split("/")}
+        widen, deepen = (json.loads(block) for block in re.findall(r"```json\n(.*?)\n```", prompt, re.S))
+        rng = _rng(prompt)
+        vocab = self.vocab[category]
+        fresh = lambda names: [n for n in names if n.lower() not in tree_names]  # noqa: E731
+        breadth = []
+        for node in widen:
+            pool = fresh(vocab["subcategories"]) if node.count("/") == 1 else fresh(vocab["leaves"])
+            breadth.append({"node": node, "siblings": rng.sample(pool, min(3, len(pool)))})
+        depth = []
+        for leaf in deepen:
+            name = leaf.rsplit("/", 1)[-1]
+            children = vocab.get("refinements", {}).get(name) or [f"{name} {m}" for m in rng.sample(MODIFIERS, 2)]
+            depth.append({"leaf": leaf, "children": children})
+        answer = json.dumps({"breadth": breadth, "depth": depth})
+        self.calls["evolve"] += 1
+        return answer[: len(answer) // 3] if self.calls["evolve"] % BROKEN_EVOLUTION_EVERY == 0 else answer
+
+    # -- generate_tasks, stage 1
+    def _plan(self, prompt: str) -> str:
+        self.calls["plan"] += 1
+        subtree = json.loads(re.search(r"```json\n(.*?)\n```", prompt, re.S).group(1))
+        rng = _rng(prompt)
+        roles = {c: {s: {leaf: {"potential_use": _use(c, leaf, rng)} for leaf in leaves} for s, leaves in g.items()}
+                 for c, g in subtree.items()}
+        leaves = [(c, s, leaf) for c, g in subtree.items() for s, ls in g.items() for leaf in ls]
+        keep = [x for x in leaves if x[0] in ("algorithm", "data_structures")]
+        others = [x for x in leaves if x not in keep]
+        keep += rng.sample(others, max(0, min(len(others), 4 - len(keep))))
+        selected: dict = {}
+        for c, s, leaf in keep:
+            selected.setdefault(c, {}).setdefault(s, []).append(leaf)
+        names = [leaf.rsplit("/", 1)[-1] for _, _, leaf in keep]
+        plan = {"feature_roles_tree": roles, "selected_features_tree": selected,
+                "integration_strategy": (f"The core of the solution combines {names[0]} with {names[1]}: "
+                                         f"the first organises the data so that the second can answer each step "
+                                         f"quickly; {', '.join(names[2:]) or 'careful input handling'} keeps the "
+                                         f"whole within the limits.")}
+        if self.calls["plan"] % BROKEN_PLAN_EVERY == 0:
+            del plan["integration_strategy"]
+        return json.dumps(plan)
+
+    # -- generate_tasks, stage 2
+    def _task(self, prompt: str) -> str:
+        style = re.search(r"Target style: (\w+)\.", prompt).group(1)
+        entries = [t for t in self.catalogue if t["style"] == style]
+        entry = entries[self.used_tasks[style] % len(entries)]
+        self.used_tasks[style] += 1
+        return entry["statement"].strip()
+
+    def _entry_for(self, prompt: str) -> dict:
+        return next(t for t in self.catalogue if t["statement"].strip() in prompt)
+
+    # -- generate_tests
+    def _tests(self, prompt: str) -> str:
+        entry = self._entry_for(prompt)
+        if entry.get("tests_malformed"):
+            return "Sure! Here are some tests:\n- n = 3, values 1 2 3\n- n = 1 (edge)\nLet me know if you need more."
+        return json.dumps({"test_cases": [{"idx": i, "description": t["description"], "input_string": t["input"]}
+                                          for i, t in enumerate(entry["tests"], 1)]}, indent=1)
+
+    # -- generate_solutions
+    def _solution(self, prompt: str, model: str, sample: int) -> str:
+        entry = self._entry_for(prompt)
+        model_no = 0 if model.endswith("-a") else 1
+        return entry["candidates"][(model_no * 4 + sample) % len(entry["candidates"])]["response"]
+
+
+MODIFIERS = ["on trees", "with updates", "in two dimensions", "over a circular array", "with modular arithmetic",
+             "under memory limits", "on sparse inputs", "with multiple test cases"]
+USES = ["to organise the input so that repeated questions are cheap", "to bound the search space",
+        "to decide each step greedily", "to combine partial answers", "to keep the running state small"]
+
+
+def _use(category: str, leaf: str, rng: random.Random) -> str:
+    return f"Use {leaf.rsplit('/', 1)[-1]} {rng.choice(USES)}."
+
+
+def _rng(prompt: str) -> random.Random:
+    return random.Random(hashlib.sha256(prompt.encode()).hexdigest())
