@@ -26,10 +26,11 @@ def evolve_features_flow(params_path: str = "params.yaml") -> None:
         counts += round_counts
         get_run_logger().info("round %d: %d nodes in the tree (%s)", round_no, pool.height, dict(round_counts))
     growth = evolve.growth(start, pool)
-    dropped = {k: v for k, v in counts.items() if not k.startswith("added_")}
+    merged = {k: v for k, v in counts.items() if k.startswith(("added_", "merged_"))}
+    dropped = {k: v for k, v in counts.items() if k not in merged}
     write_tables("data/evolve_features", {"pool": pool, "growth": growth, "funnel": funnel(
         "evolve_features", int(growth["leaves_before"].sum()), int(growth["leaves_after"].sum()), dropped,
-        **{k: v for k, v in counts.items() if k.startswith("added_")})})
+        **merged)})
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 
 import flows  # noqa: E402,F401  (Prefect defaults before Prefect)
 from demo_author.author import MODEL_NAME, DemoAuthor  # noqa: E402

@@ -117,7 +117,8 @@ class DemoAuthor:
         entries = [t for t in self.catalogue if t["style"] == style]
         entry = entries[self.used_tasks[style] % len(entries)]
         self.used_tasks[style] += 1
-        return entry["statement"].strip()
+        statement = entry["statement"].strip()
+        return statement if statement.startswith("# ") else f"# {entry['title']}\n\n{statement}"
 
     def _entry_for(self, prompt: str) -> dict:
         return next(t for t in self.catalogue if t["statement"].strip() in prompt)

@@ -70,7 +70,7 @@ def merge_evolution(pool: pl.DataFrame, asked: pl.DataFrame, responses: pl.DataF
             for name in sorted(fresh):
                 path = f"{parent}/{name}"
                 if path in existing:
-                    counts["duplicate"] += 1
+                    counts["merged_duplicate"] += 1
                     continue
                 existing.add(path)
                 counts[f"added_{origin}"] += 1
