@@ -40,3 +40,50 @@ def demo(
     tasks = metrics["tasks"]
     typer.echo(f"verified tasks: {tasks['verified']} of {tasks['generated']} (keep rate {tasks['keep_rate']:.0%}); "
                "data/export/sft.parquet and data/export/rl.parquet")
+
+
+@app.command()
+def verify(
+    runs: Path = typer.Option(..., "--runs", exists=True, dir_okay=False,
+                              help="RUNS Parquet: task_id, solution_id, test_id, status, output."),
+    tests: Path = typer.Option(..., "--tests", exists=True, dir_okay=False,
+                               help="TESTS Parquet: task_id, test_id, input, weight (optional)."),
+    out: Path = typer.Option(..., "--out", help="Where to write the VERDICTS Parquet."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the golden/validation split."),
+    method: str = typer.Option("paper", "--method", help="Verification method (see stages.verify.METHODS)."),
+) -> None:
+    """Dual-verify tasks: vote expected outputs, keep tasks whose golden and validation winners agree."""
+    import os
+    import tempfile
+
+    import polars as pl
+
+    from synthsmith import schemas
+    from synthsmith.stages.verify import verify as dual_verify
+
+    frames = []
+    for path, table in ((runs, schemas.RUNS), (tests, schemas.VERIFY_TESTS)):
+        try:
+            frames.append(schemas.conform(pl.read_parquet(path), table))
+        except schemas.ContractError as exc:
+            typer.echo(f"error: {path}: {exc}", err=True)
+            raise typer.Exit(2) from exc
+    try:
+        verdicts, _ = dual_verify(*frames, seed=seed, method=method)
+    except ValueError as exc:  # unknown method, duplicate rows, negative weights
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    # Write beside the target, then rename: readers never see a half-written file.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        verdicts.write_parquet(tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    dropped = verdicts.filter(~pl.col("kept"))["reason"].value_counts().sort("reason").iter_rows()
+    detail = ", ".join(f"{reason}={n}" for reason, n in dropped)
+    typer.echo(f"verify: kept {verdicts['kept'].sum()}/{verdicts.height} tasks"
+               + (f" (dropped: {detail})" if detail else "") + f" -> {out}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import logging
 import os
 import shutil
 import sys
@@ -94,10 +95,22 @@ def write_json(path: str | Path, value: dict) -> None:
     temporary.replace(path)
 
 
+class _UserErrorsInOneLine(logging.Filter):
+    """Prefect logs a failing flow's traceback; for a user's mistake the message alone is the point."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], UserError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def run_stage(flow: Callable[[], object]) -> None:
     """Entry point of `python -m flows.<stage>`: user mistakes become one line and exit code 2.
 
     params.yaml is validated before the flow starts, so a bad knob fails fast and cleanly."""
+    one_line = _UserErrorsInOneLine()
+    for handler in logging.getLogger().handlers + logging.getLogger("prefect").handlers:
+        handler.addFilter(one_line)
     try:
         load_params("params.yaml")
         flow()

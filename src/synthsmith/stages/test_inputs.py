@@ -83,10 +83,10 @@ def weigh(inputs: pl.DataFrame, generator: str, weighting: str) -> tuple[pl.Data
 
 
 def size_quartile_weight(size: pl.Expr) -> pl.Expr:
-    """Quartile of the input's size within its task -> 1..4 (equal sizes share a weight)."""
-    rank = size.rank("min").over("task_id") - 1
-    count = pl.len().over("task_id")
-    return (rank * 4 // count + 1).clip(1, 4).cast(pl.Int64)
+    """Quartile of the input's size within its task -> 1..4: 1 + floor(4 r / n), r = inputs of the
+    task strictly smaller, n = inputs of the task. Equal sizes share a weight, whatever the order."""
+    shorter = size.rank("min").over("task_id") - 1
+    return (1 + (4 * shorter) // pl.len().over("task_id")).cast(pl.Int64)
 
 
 def semantic_weight(description: str) -> int:

@@ -1,0 +1,160 @@
+"""The simple sandbox runner: one fresh Python subprocess per job.
+
+Interface (which the later fork-server sandbox must keep): `run_jobs(jobs, workers)` takes a
+SANDBOX_JOBS frame and returns a SANDBOX_RESULTS frame with exactly one row per job, in input
+order, whatever happens to the job or to the runner. Stages take the runner as a parameter
+defaulting to `DEFAULT_RUNNER`, so swapping the implementation touches nothing else.
+
+Status: ok | syntax_error | runtime_error | timeout | memory_limit | output_limit | killed.
+This isolates by resource limits, a scrubbed environment and a throw-away working directory;
+it is not a security boundary (the child runs as our user).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import polars as pl
+
+from synthsmith import sandbox_harness
+from synthsmith.schemas import SANDBOX_JOBS, SANDBOX_RESULTS, conform
+
+HARNESS = Path(sandbox_harness.__file__)
+STDERR_CHARS = 2_000
+# Built from scratch, nothing copied from the parent: no API keys or proxies reach the child.
+CHILD_ENV = {
+    "PATH": "/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "PYTHONHASHSEED": "0",  # same set/dict iteration order on every run: outputs are comparable
+    "PYTHONIOENCODING": "utf-8",
+    "PYTHONINTMAXSTRDIGITS": "0",  # big-integer answers must print (3.11 caps int->str at 4300 digits)
+    "MALLOC_ARENA_MAX": "1",  # each thread's malloc arena reserves 64 MB of address space against RLIMIT_AS
+}
+# -S: no site, so the parent venv's site-packages and .pth files stay out; the stdlib is still on
+# sys.path. -P: the harness's directory (our package) is not prepended to sys.path. Not -I/-E:
+# those would ignore the PYTHON* variables above, and the environment is entirely ours anyway.
+PYTHON = [sys.executable, "-S", "-P"]
+
+
+def run_jobs(jobs: pl.DataFrame, workers: int = 2) -> pl.DataFrame:
+    """Run every job; one result row per job, in input order."""
+    rows = conform(jobs, SANDBOX_JOBS).to_dicts()
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = list(pool.map(_run_safely, rows))  # map yields in input order
+    return conform(pl.DataFrame(results, schema=SANDBOX_RESULTS.columns), SANDBOX_RESULTS)
+
+
+DEFAULT_RUNNER = run_jobs
+
+
+def _run_safely(job: dict) -> dict:
+    try:
+        return _run(job)
+    except Exception:  # a runner failure is this job's result, never a lost row
+        return _result(job, "killed", stderr=traceback.format_exc()[-STDERR_CHARS:])
+
+
+def _result(job: dict, status: str, output: str | None = None, stderr: str = "",
+            exit_code: int | None = None, wall_ms: float | None = None, cpu_ms: float | None = None) -> dict:
+    return {"job_id": job["job_id"], "status": status, "output": output, "stderr": stderr,
+            "exit_code": exit_code, "wall_ms": wall_ms, "cpu_ms": cpu_ms}
+
+
+def _run(job: dict) -> dict:
+    if job["mode"] not in ("stdio", "function"):  # the harness would otherwise treat it as function mode
+        raise ValueError(f"unknown mode {job['mode']!r}")
+    try:  # in the parent: a program that does not compile needs no process
+        compile(job["code"], "solution.py", "exec")
+    except (SyntaxError, ValueError) as exc:  # ValueError: source with NUL bytes
+        return _result(job, "syntax_error", stderr="".join(traceback.format_exception_only(exc))[-STDERR_CHARS:])
+
+    cpu_s = math.ceil(job["time_limit_s"]) + 1
+    # Wall margin: a sleeping or blocked program burns no CPU, so only the wall clock catches it;
+    # double the limit plus startup slack so a busy machine (workers >= cores) does not turn
+    # a correct solution into a timeout. Busy loops are cut by RLIMIT_CPU.
+    wall_s = job["time_limit_s"] * 2 + 0.5
+    with tempfile.TemporaryDirectory(prefix="synthsmith-job-") as tmp:
+        root = Path(tmp)
+        work = root / "work"  # the child's cwd; the I/O files sit beside it so its own files never clobber them
+        work.mkdir()
+        code_path, stdin_path, stdout_path, stderr_path = (
+            root / name for name in ("solution.py", "stdin", "stdout", "stderr"))
+        code_path.write_text(job["code"], encoding="utf-8")
+        stdin_path.write_text(job["input"] or "", encoding="utf-8")  # a file, so no pipe can deadlock
+        with open(stdin_path, "rb") as stdin, open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
+            # int(): a null limit must fail here (a runner error), not in the child (a "runtime_error")
+            argv = [*PYTHON, str(HARNESS), job["mode"], str(code_path), job["entry"] or "",
+                    str(int(job["memory_mb"])), str(cpu_s)]
+            start = time.monotonic()
+            proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, cwd=work,
+                                    env=CHILD_ENV, start_new_session=True)
+            exit_code, cpu_used, timed_out = _wait(proc, wall_s)
+            wall_ms = (time.monotonic() - start) * 1000
+        output_bytes = stdout_path.stat().st_size
+        output = _read(stdout_path, sandbox_harness.OUTPUT_CAP_BYTES)
+        errors = _tail(stderr_path)
+
+    cpu_ms = cpu_used * 1000
+    if output_bytes > sandbox_harness.OUTPUT_CAP_BYTES:
+        status = "output_limit"
+    elif timed_out or exit_code == -signal.SIGXCPU or (exit_code == -signal.SIGKILL and cpu_used >= cpu_s):
+        status = "timeout"  # our wall kill, RLIMIT_CPU's SIGXCPU, or its hard-limit SIGKILL
+    elif exit_code == sandbox_harness.MEMORY_EXIT:
+        status = "memory_limit"
+    elif exit_code < 0:
+        status = "killed"  # any other signal, SIGSEGV included (e.g. a C stack overflow)
+    elif exit_code > 0 or (job["mode"] == "function" and not output):
+        status = "runtime_error"  # function mode with no result: it exited before returning
+    else:
+        status = "ok"
+    return _result(job, status, output, errors, exit_code, wall_ms, cpu_ms)
+
+
+def _wait(proc: subprocess.Popen, wall_s: float) -> tuple[int, float, bool]:
+    """Wait for the child under a wall limit; return (exit code, CPU seconds, timed out)."""
+    fired = threading.Event()
+
+    def kill_on_deadline() -> None:
+        fired.set()
+        _kill_group(proc.pid)
+
+    timer = threading.Timer(wall_s, kill_on_deadline)
+    timer.start()
+    # WNOWAIT leaves the leader a zombie, so its pid (= the group id) cannot be reused while we
+    # signal the group: killing it is safe until wait4 below reaps it.
+    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+    timer.cancel()
+    timer.join()
+    _kill_group(proc.pid)  # sweep descendants the program left running
+    _, status, usage = os.wait4(proc.pid, 0)  # wait4, not Popen.wait: we need the child's rusage
+    proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not try to reap it again
+    return proc.returncode, usage.ru_utime + usage.ru_stime, fired.is_set()
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _read(path: Path, limit: int) -> str:
+    with open(path, "rb") as f:
+        return f.read(limit).decode("utf-8", errors="replace")
+
+
+def _tail(path: Path) -> str:
+    # The end of stderr is what explains the failure (the traceback), so keep the tail.
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - 4 * STDERR_CHARS))  # <= 4 bytes per UTF-8 char
+        return f.read().decode("utf-8", errors="replace")[-STDERR_CHARS:]

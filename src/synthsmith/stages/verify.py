@@ -1,0 +1,211 @@
+"""Dual verification (METHOD.md section 7): vote expected outputs, then keep a task only
+when the best candidate on golden tests is also a best candidate on validation tests.
+
+`verify` is the entry point; `METHODS` names the algorithms it can run ("paper" is the
+paper's Algorithm 1; stricter variants register here too).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+
+import polars as pl
+
+from synthsmith import schemas
+from synthsmith.compare import vote_key
+from synthsmith.stages.test_inputs import size_quartile_weight
+
+TASK, TEST, SOL = "task_id", "test_id", "solution_id"
+GOLDEN_LIST = pl.List(schemas.GOLDEN_TEST)
+
+# Why a task is discarded, checked in this order.
+NO_TESTS = "no_tests"  # runs but no row in TESTS
+NO_CANDIDATES = "no_candidates"  # tests but no runs at all
+NO_PASSING_CANDIDATE = "no_passing_candidate"  # no clean run on any test, or best golden score 0
+TOO_FEW_LABELLED_TESTS = "too_few_labelled_tests"  # fewer than 2 inputs survived the vote
+GOLDEN_VALIDATION_DISAGREE = "golden_validation_disagree"  # j* and j+ share no candidate
+REASONS = (NO_TESTS, NO_CANDIDATES, NO_PASSING_CANDIDATE, TOO_FEW_LABELLED_TESTS, GOLDEN_VALIDATION_DISAGREE)
+
+Method = Callable[[pl.DataFrame, pl.DataFrame, int], tuple[pl.DataFrame, pl.DataFrame]]
+
+
+def verify(runs: pl.DataFrame, tests: pl.DataFrame, seed: int = 0,
+           method: str = "paper") -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(VERDICTS, AGREEMENT), one row each per task in `tests` or `runs`, sorted by task_id.
+
+    Runs of a test_id absent from `tests` are ignored. Raises ValueError on an unknown
+    method, duplicate (task, solution, test) runs or (task, test) tests, negative weights.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown verify method {method!r}; known: {sorted(METHODS)}")
+    runs = schemas.conform(runs, schemas.RUNS)
+    tests = size_weights(schemas.conform(tests, schemas.VERIFY_TESTS))
+    _check_unique(runs, [TASK, SOL, TEST], "runs")
+    _check_unique(tests, [TASK, TEST], "tests")
+    if (tests["weight"] < 0).any():
+        raise ValueError("tests: weight must be >= 0 (or null, to use the input-size weight)")
+    verdicts, agreement = METHODS[method](runs, tests, seed)
+    return schemas.conform(verdicts, schemas.VERDICTS), schemas.conform(agreement, schemas.AGREEMENT)
+
+
+def size_weights(tests: pl.DataFrame) -> pl.DataFrame:
+    """Fill null weights with the size quartile of the input within its task, 1..4.
+
+    weight = 1 + floor(4 * r / n), where n is the task's number of tests and r the number of
+    its tests with a strictly shorter input (in characters). Equal lengths share a weight,
+    whatever the row order; a task with one test, or all inputs of one length, gets 1s.
+    """
+    return tests.with_columns(pl.col("weight").fill_null(size_quartile_weight(pl.col("input").str.len_chars())))
+
+
+def clean_runs(runs: pl.DataFrame) -> pl.DataFrame:
+    """The runs with status "ok" (a null output read as ""), plus their `vote_key` as `key`."""
+    clean = runs.filter(pl.col("status") == "ok").with_columns(pl.col("output").fill_null(""))
+    # Candidates mostly agree, so keying each distinct output once saves most of the work.
+    outputs = clean["output"].unique()
+    keys = pl.DataFrame({"output": outputs, "key": [vote_key(o) for o in outputs]},
+                        schema={"output": pl.String, "key": pl.String})
+    return clean.join(keys, on="output", how="left")
+
+
+def label_tests(clean: pl.DataFrame) -> pl.DataFrame:
+    """Per (task, test) with at least one clean run: the plurality key among `clean_runs`.
+
+    Columns: task_id, test_id, key, expected_output (the winning key's raw output from the
+    lowest solution_id), top_count, tied (the top count is shared by two or more keys).
+    """
+    votes = (
+        clean.group_by(TASK, TEST, "key")
+        .agg(count=pl.len(), expected_output=pl.col("output").sort_by(SOL).first())
+    )
+    return (
+        votes.filter(pl.col("count") == pl.col("count").max().over(TASK, TEST))
+        .sort(TASK, TEST, "key")
+        .group_by(TASK, TEST, maintain_order=True)
+        .agg(pl.col("key", "expected_output").first(), top_count=pl.col("count").first(),
+             tied=pl.len() > 1)
+    )
+
+
+def split_tests(labels: pl.DataFrame, seed: int) -> pl.DataFrame:
+    """Mark each labelled test golden or not: per task, sort test_ids, shuffle them with
+    random.Random(f"{seed}:{task_id}") and make the first ceil(n/2) golden."""
+    rows = []
+    for task_id, test_ids in labels.group_by(TASK).agg(pl.col(TEST).sort()).iter_rows():
+        random.Random(f"{seed}:{task_id}").shuffle(test_ids)
+        n_golden = math.ceil(len(test_ids) / 2)
+        rows += [(task_id, t, i < n_golden) for i, t in enumerate(test_ids)]
+    return pl.DataFrame(rows, schema={TASK: pl.String, TEST: pl.String, "golden": pl.Boolean},
+                        orient="row")
+
+
+def dual_verify(runs: pl.DataFrame, tests: pl.DataFrame, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The paper's Algorithm 1 on conformed RUNS and weighted TESTS.
+
+    j* = the candidates with the top golden score (sum of weights of golden tests passed);
+    j+ = the candidates with the most validation tests passed (same denominator within a
+    task, so this is top accuracy). Kept iff j* and j+ intersect and the top golden score
+    is > 0; the golden solution is the one in the intersection with the highest total score
+    = golden score + validation tests passed, then the lowest solution_id. "Passed" means a
+    clean run whose vote key equals the label's key.
+    """
+    clean = clean_runs(runs.join(tests.select(TASK, TEST), on=[TASK, TEST], how="semi"))
+    votes = label_tests(clean)
+    labels = votes.filter(~pl.col("tied")).select(TASK, TEST, pl.col("key").alias("label"), "expected_output")
+    labels = labels.join(split_tests(labels, seed), on=[TASK, TEST]).join(tests, on=[TASK, TEST])
+    scores = _scores(runs, clean, labels)
+    golden = _golden_solutions(scores)
+    tasks = _task_stats(runs, tests, votes, scores)
+    golden_tests = (
+        labels.filter("golden").sort(TASK, TEST)
+        .group_by(TASK, maintain_order=True)
+        .agg(golden_tests=pl.struct(TEST, "expected_output"))
+    )
+    verdicts = (
+        tasks.join(golden, on=TASK, how="left")
+        .with_columns(reason=_reason())
+        .with_columns(kept=pl.col("reason").is_null(),
+                      golden_solution_id=pl.when(pl.col("reason").is_null()).then(pl.col(SOL)))
+        .join(golden_tests, on=TASK, how="left")
+        .with_columns(golden_tests=pl.when("kept").then(pl.col("golden_tests"))
+                      .otherwise(pl.lit([], dtype=GOLDEN_LIST)))
+    )
+    return verdicts, tasks
+
+
+METHODS: dict[str, Method] = {"paper": dual_verify}
+
+
+def _check_unique(df: pl.DataFrame, columns: list[str], name: str) -> None:
+    if df.select(columns).is_duplicated().any():
+        raise ValueError(f"{name}: more than one row per ({', '.join(columns)})")
+
+
+def _scores(runs: pl.DataFrame, clean: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
+    """Per (task, candidate): golden score, validation passes, total. Every candidate with a
+    run appears, with zeros if it passed nothing."""
+    passed = (
+        clean.join(labels, on=[TASK, TEST])
+        .filter(pl.col("key") == pl.col("label"))
+        .group_by(TASK, SOL)
+        .agg(golden_score=pl.col("weight").filter("golden").sum(),
+             val_passes=(~pl.col("golden")).sum().cast(pl.Int64))
+    )
+    return (
+        runs.select(TASK, SOL).unique()
+        .join(passed, on=[TASK, SOL], how="left")
+        .with_columns(pl.col("golden_score", "val_passes").fill_null(0))
+        .with_columns(total=pl.col("golden_score") + pl.col("val_passes"))
+    )
+
+
+def _golden_solutions(scores: pl.DataFrame) -> pl.DataFrame:
+    """Per task whose j* and j+ intersect: that intersection's best candidate."""
+    return (
+        scores.filter(_is_top("golden_score") & _is_top("val_passes"))
+        .sort([TASK, "total", SOL], descending=[False, True, False])
+        .group_by(TASK, maintain_order=True)
+        .agg(pl.col(SOL).first())
+    )
+
+
+def _is_top(column: str) -> pl.Expr:
+    return pl.col(column) == pl.col(column).max().over(TASK)
+
+
+def _task_stats(runs: pl.DataFrame, tests: pl.DataFrame, votes: pl.DataFrame,
+                scores: pl.DataFrame) -> pl.DataFrame:
+    """Per task: AGREEMENT's columns plus what `_reason` needs."""
+    candidates = runs.group_by(TASK).agg(candidates=pl.col(SOL).n_unique().cast(pl.Int64))
+    n_tests = tests.group_by(TASK).agg(tests=pl.len().cast(pl.Int64))
+    agreement = votes.group_by(TASK).agg(
+        voted_tests=pl.len().cast(pl.Int64),
+        labelled_tests=(~pl.col("tied")).sum().cast(pl.Int64),
+        tied_tests=pl.col("tied").sum().cast(pl.Int64),
+        top_counts=pl.col("top_count"),
+    )
+    best = scores.group_by(TASK).agg(best_golden_score=pl.col("golden_score").max())
+    return (
+        pl.concat([tests.select(TASK), runs.select(TASK)]).unique().sort(TASK)
+        .join(n_tests, on=TASK, how="left")
+        .join(candidates, on=TASK, how="left")
+        .join(agreement, on=TASK, how="left")
+        .join(best, on=TASK, how="left")
+        .with_columns(pl.col("tests", "candidates", "voted_tests", "labelled_tests", "tied_tests")
+                      .fill_null(0),
+                      mean_top_share=pl.col("top_counts").list.mean() / pl.col("candidates"))
+        .drop("top_counts")
+    )
+
+
+def _reason() -> pl.Expr:
+    return (
+        pl.when(pl.col("tests") == 0).then(pl.lit(NO_TESTS))
+        .when(pl.col("candidates") == 0).then(pl.lit(NO_CANDIDATES))
+        .when(pl.col("voted_tests") == 0).then(pl.lit(NO_PASSING_CANDIDATE))
+        .when(pl.col("labelled_tests") < 2).then(pl.lit(TOO_FEW_LABELLED_TESTS))
+        .when(pl.col("best_golden_score") == 0).then(pl.lit(NO_PASSING_CANDIDATE))
+        .when(pl.col(SOL).is_null()).then(pl.lit(GOLDEN_VALIDATION_DISAGREE))
+    )

@@ -1,0 +1,175 @@
+"""The simple runner against real child processes, with small limits so the suite stays fast."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+
+import polars as pl
+
+from synthsmith import sandbox_harness
+from synthsmith.sandbox import CHILD_ENV, DEFAULT_RUNNER, run_jobs
+from synthsmith.schemas import SANDBOX_JOBS, SANDBOX_RESULTS
+
+
+def make_jobs(*specs: dict) -> pl.DataFrame:
+    defaults = {"mode": "stdio", "entry": None, "input": "", "time_limit_s": 1.0, "memory_mb": 256}
+    rows = [{"job_id": str(i), **defaults, **spec} for i, spec in enumerate(specs)]
+    return pl.DataFrame(rows, schema=SANDBOX_JOBS.columns)
+
+
+def run(*specs: dict) -> list[dict]:
+    return run_jobs(make_jobs(*specs)).to_dicts()
+
+
+def run_one(code: str, **spec) -> dict:
+    return run({"code": code, **spec})[0]
+
+
+def test_stdio_reads_input_and_stdin_buffer():
+    by_input, by_buffer = run(
+        {"code": "a, b = map(int, input().split())\nprint(a + b)", "input": "2 3\n"},
+        {"code": "import sys\nprint(sum(map(int, sys.stdin.buffer.read().split())))", "input": "1 2\n3\n"},
+    )
+    assert (by_input["status"], by_input["output"], by_input["exit_code"]) == ("ok", "5\n", 0)
+    assert (by_buffer["status"], by_buffer["output"]) == ("ok", "6\n")
+    assert by_input["wall_ms"] > 0 and by_input["cpu_ms"] > 0
+
+
+def test_stdlib_importable_but_site_packages_not():
+    code = "import json, heapq, collections, typing, bisect, itertools, math, functools\nprint(10 ** 5000 > 0)"
+    assert run_one(code)["output"] == "True\n"
+    leaked = run_one("import polars")
+    assert leaked["status"] == "runtime_error" and "ModuleNotFoundError" in leaked["stderr"]
+
+
+def test_function_mode_method_and_plain_function():
+    method = "class Solution:\n    def pair(self, nums: List[int], word: str):\n        return (sum(nums), word * 2)"
+    plain = "def solve(a, b, c):\n    return {'total': a + b + c}"
+    by_method, by_function = run(
+        {"code": method, "mode": "function", "entry": "Solution.pair", "input": '[1, 2, 3]\n"ab"\n'},
+        {"code": plain, "mode": "function", "entry": "solve", "input": "1\n2\n3\n"},
+    )
+    assert by_method["status"] == "ok" and json.loads(by_method["output"]) == [6, "abab"]
+    assert by_function["status"] == "ok" and json.loads(by_function["output"]) == {"total": 6}
+
+
+def test_function_mode_prints_do_not_corrupt_the_result():
+    code = ("import os, sys\n"
+            "def solve(x):\n"
+            "    print('debug', x)\n"
+            "    os.write(1, b'raw\\n')\n"
+            "    return [x, None]\n"
+            "if __name__ == '__main__':\n"
+            "    print('demo block must not run')")
+    result = run_one(code, mode="function", entry="solve", input="7\n")
+    assert (result["status"], result["output"]) == ("ok", "[7, null]")
+    assert "debug 7" in result["stderr"] and "demo block" not in result["stderr"]
+
+
+def test_function_mode_without_a_return_is_a_runtime_error():
+    result = run_one("import os\ndef solve():\n    os._exit(0)", mode="function", entry="solve")
+    assert (result["status"], result["exit_code"]) == ("runtime_error", 0)
+
+
+def test_syntax_error_needs_no_process():
+    result = run_one("def broken(:\n    pass")
+    assert result["status"] == "syntax_error" and "SyntaxError" in result["stderr"]
+    assert result["exit_code"] is None and result["wall_ms"] is None
+
+
+def test_runtime_error_keeps_output_and_traceback():
+    result = run_one("print('partial')\nprint(1 // 0)")
+    assert result["status"] == "runtime_error" and result["exit_code"] != 0
+    assert result["output"] == "partial\n"
+    assert "ZeroDivisionError" in result["stderr"] and "line 2" in result["stderr"]
+
+
+def test_busy_loop_and_sleep_loop_time_out():
+    limit = 0.5
+    start = time.monotonic()
+    busy, sleepy = run(
+        {"code": "while True:\n    pass", "time_limit_s": limit},
+        {"code": "import time\nwhile True:\n    time.sleep(0.05)", "time_limit_s": limit},
+    )
+    assert busy["status"] == "timeout" and sleepy["status"] == "timeout"
+    assert time.monotonic() - start < limit * 2 + 1
+    assert sleepy["cpu_ms"] < 500  # caught by the wall clock, not by CPU
+
+
+def test_big_allocation_is_memory_limit():
+    big, growing = run(
+        {"code": "print('before')\nx = bytearray(1 << 30)", "memory_mb": 128},
+        {"code": "a = []\nwhile True:\n    a.append([0] * 10000)", "memory_mb": 128},
+    )
+    assert (big["status"], big["output"]) == ("memory_limit", "before\n")
+    assert growing["status"] == "memory_limit"
+
+
+def test_output_flood_is_output_limit():
+    result = run_one("while True:\n    print('x' * 1000)")
+    assert result["status"] == "output_limit"
+    assert len(result["output"]) == sandbox_harness.OUTPUT_CAP_BYTES
+
+
+def test_parent_environment_does_not_leak(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    code = "import os, sys, json\nprint(json.dumps([sorted(os.environ), sys.flags.hash_randomization]))"
+    names, randomized = json.loads(run_one(code)["output"])
+    assert "OPENAI_API_KEY" not in names and set(names) <= set(CHILD_ENV)
+    assert randomized == 0
+
+
+def test_cwd_is_a_temporary_directory_that_is_removed():
+    result = run_one("import os\nopen('scratch.txt', 'w').write('x')\nprint(os.getcwd())")
+    cwd = result["output"].strip()
+    assert result["status"] == "ok" and cwd.startswith(tempfile.gettempdir())
+    assert not os.path.exists(cwd)
+
+
+def test_deep_recursion_works():
+    plain = "def depth(n):\n    return 0 if n == 0 else depth(n - 1) + 1\nprint(depth(100000))"
+    cached = ("import functools\n@functools.lru_cache(None)\n"
+              "def depth(n):\n    return 0 if n == 0 else depth(n - 1) + 1\nprint(depth(100000))")
+    for result in run({"code": plain}, {"code": cached}):
+        assert (result["status"], result["output"]) == ("ok", "100000\n")
+
+
+def test_os_exit_after_print_keeps_output():
+    result = run_one("import os\nprint('answer')\nos._exit(0)")
+    assert (result["status"], result["output"]) == ("ok", "answer\n")
+
+
+def test_mixed_batch_has_one_row_per_job_in_input_order():
+    programs = [
+        ("print(input())", "ok"),
+        ("def f(:", "syntax_error"),
+        ("raise ValueError", "runtime_error"),
+        ("while True: pass", "timeout"),
+        ("x = bytearray(1 << 30)", "memory_limit"),
+        ("import os, signal\nos.kill(os.getpid(), signal.SIGTERM)", "killed"),
+        ("print(input()[::-1])", "ok"),
+        ("import sys\nsys.exit(3)", "runtime_error"),
+        ("print(len(input()))", "ok"),
+        ("print(input().upper())", "ok"),
+    ]
+    jobs = make_jobs(*({"code": code, "input": "abc\n", "time_limit_s": 0.3, "memory_mb": 128}
+                       for code, _ in programs))
+    results = DEFAULT_RUNNER(jobs, workers=2)
+    assert results["job_id"].to_list() == jobs["job_id"].to_list()
+    assert results["status"].to_list() == [status for _, status in programs]
+    assert results["output"][6] == "cba\n"
+
+
+def test_runner_failure_still_yields_a_row():
+    results = run({"code": "print(1)", "memory_mb": None}, {"code": "print(1)", "time_limit_s": None},
+                  {"code": "print(1)", "mode": "stdin"})
+    assert [r["status"] for r in results] == ["killed"] * 3
+    assert "TypeError" in results[0]["stderr"] and "unknown mode" in results[2]["stderr"]
+
+
+def test_empty_jobs_give_empty_results():
+    results = run_jobs(SANDBOX_JOBS.empty())
+    assert results.height == 0 and results.schema == SANDBOX_RESULTS.empty().schema
