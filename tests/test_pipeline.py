@@ -32,21 +32,6 @@ def _copy_project(destination: Path) -> Path:
     return destination
 
 
-@pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory):
-    from synthsmith.prefect_server import prefect_api
-
-    with prefect_api(tmp_path_factory.mktemp("prefect-home")) as env:
-        previous = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        yield env
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 @pytest.fixture
 def tiny_project(tmp_path, monkeypatch):
     project = _copy_project(tmp_path / "project")

@@ -1,0 +1,50 @@
+"""Test session setup: Prefect and litellm never touch the user's home or the network.
+
+The environment is set at import time, before any test module imports prefect or litellm.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="synthsmith-test-prefect-")
+os.environ.pop("PREFECT_API_URL", None)  # tests start their own server, never use the user's
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ["PREFECT_LOGGING_TO_API_ENABLED"] = "false"  # no log flush to a server the session already stopped
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # export tests load Parquet with `datasets`, never the Hub
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def llm_request():
+    """Build one LLM_REQUESTS row from a model and a prompt (a single user message)."""
+    from synthsmith.llm import make_request
+
+    def build(prompt: str, model: str = "test/model", **sampling) -> dict:
+        return make_request(model, [{"role": "user", "content": prompt}], **sampling)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    """One real Prefect server on loopback for the whole session; flows in-process and stage
+    subprocesses (which inherit os.environ) talk to it."""
+    from synthsmith.prefect_server import prefect_api
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with prefect_api(tmp_path_factory.mktemp("prefect-home")) as env:
+        previous = {key: os.environ.get(key) for key in env}
+        os.environ.update(env)  # for stage subprocesses
+        with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}):  # for this process,
+            yield env  # whose settings were read when prefect was imported
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
