@@ -30,7 +30,7 @@ def normalise(name: str) -> str:
 
 
 def _singular(word: str) -> str:
-    if len(word) <= 3 or not word.endswith("s") or word.endswith(("ss", "us", "is")):
+    if len(word) <= 3 or not word.endswith("s") or word.endswith(("ss", "us", "is", "'s")):
         return word
     if word.endswith("ies"):
         return word[:-3] + "y"

@@ -61,7 +61,7 @@ def merge_evolution(pool: pl.DataFrame, asked: pl.DataFrame, responses: pl.DataF
         proposals += [(item.get("leaf"), item.get("leaf"), item.get("children"), set(ask["deepen"]), "depth")
                       for item in _items(answer, "depth")]
         for node, parent, names, allowed, origin in proposals:
-            if node not in allowed or not isinstance(names, list):
+            if not isinstance(node, str) or node not in allowed or not isinstance(names, list):
                 counts["unknown_node"] += 1
                 continue
             fresh = {normalise(n) for n in names if isinstance(n, str) and normalise(n)}

@@ -60,7 +60,8 @@ def build_pool(answers: pl.DataFrame) -> pl.DataFrame:
         seen = set()
         for category, groups in json.loads(features_json).items():
             for subcategory, leaves in groups.items():
-                seen.update((category, normalise(subcategory), normalise(leaf)) for leaf in leaves)
+                names = ((normalise(subcategory), normalise(leaf)) for leaf in leaves)
+                seen.update((category, sub, leaf) for sub, leaf in names if sub and leaf)  # "..." normalises to ""
         counts.update(seen)  # count seeds, not mentions
     rows = [{"category": c, "subcategory": s, "leaf": leaf, "path": f"{c}/{s}/{leaf}", "count": n,
              "origin": "extracted", "round": 0} for (c, s, leaf), n in sorted(counts.items())]

@@ -84,7 +84,8 @@ def _valid_plan(content: str | None, error: str | None) -> dict:
         raise Rejected("missing_keys")
     selected = plan["selected_features_tree"]
     if not isinstance(selected, dict) or not all(
-            isinstance(groups, dict) and all(isinstance(v, list) for v in groups.values()) for groups in selected.values()):
+            isinstance(groups, dict) and all(isinstance(leaves, list) and all(isinstance(leaf, str) for leaf in leaves)
+                                             for leaves in groups.values()) for groups in selected.values()):
         raise Rejected("schema_invalid")
     if sum(len(v) for groups in selected.values() for v in groups.values()) < 2:
         raise Rejected("too_few_selected")
