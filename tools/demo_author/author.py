@@ -24,7 +24,7 @@ MODEL_NAME = "hand-written-demo-author"
 # wrong set of categories (both must be counted and dropped by extract_features).
 BROKEN_FEATURE_SEEDS = {"seed-005": "missing_end_marker", "seed-014": "wrong_categories"}
 # Every Nth request of a kind is answered badly (requests arrive in pipeline order, one at a time).
-BROKEN_PLAN_EVERY = 7  # the plan misses a required key
+BROKEN_PLAN_EVERY = 10  # the plan misses a required key
 BROKEN_EVOLUTION_EVERY = 9  # the answer is cut off, as when a model hits its token limit
 
 
