@@ -173,3 +173,12 @@ def test_runner_failure_still_yields_a_row():
 def test_empty_jobs_give_empty_results():
     results = run_jobs(SANDBOX_JOBS.empty())
     assert results.height == 0 and results.schema == SANDBOX_RESULTS.empty().schema
+
+
+def test_finishing_over_the_cpu_limit_is_a_timeout_not_ok():
+    # ~0.4 s of CPU, then a normal exit: within the wall slack, but over a 0.2 s limit.
+    slow, quick = run({"code": "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4:\n"
+                               "    pass\nprint('done')", "time_limit_s": 0.2},
+                      {"code": "print('done')", "time_limit_s": 0.2})
+    assert slow["status"] == "timeout" and slow["cpu_ms"] > 200
+    assert quick["status"] == "ok" and quick["output"] == "done\n"

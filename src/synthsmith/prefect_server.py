@@ -25,17 +25,20 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def prefect_api(home: Path, timeout_s: float = 180) -> Iterator[dict[str, str]]:
-    """Yields the environment variables that point Prefect clients at a running server."""
+    """Yields the environment variables that point Prefect clients at a running server.
+
+    The server runs the API only (no UI, no background services): it records this command's
+    flow runs; scheduling from the UI is a long-running `prefect server start` of the user's."""
     if os.environ.get("PREFECT_API_URL"):
         yield {}
         return
     port = _free_port()
-    env = os.environ | {"PREFECT_HOME": str(home.resolve()), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                        "PREFECT_UI_ENABLED": "false"}
+    env = os.environ | {"PREFECT_HOME": str(home.resolve()), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     home.mkdir(parents=True, exist_ok=True)
     log = (home / "server.log").open("w")
     server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+                               "--port", str(port), "--no-services", "--no-ui"],
+                              env=env, stdout=log, stderr=subprocess.STDOUT)
     api = f"http://127.0.0.1:{port}/api"
     try:
         _wait_healthy(api, server, timeout_s, home / "server.log")

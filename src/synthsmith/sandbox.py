@@ -79,10 +79,11 @@ def _run(job: dict) -> dict:
         return _result(job, "syntax_error", stderr="".join(traceback.format_exception_only(exc))[-STDERR_CHARS:])
 
     cpu_s = math.ceil(job["time_limit_s"]) + 1
-    # Wall margin: a sleeping or blocked program burns no CPU, so only the wall clock catches it;
-    # double the limit plus startup slack so a busy machine (workers >= cores) does not turn
-    # a correct solution into a timeout. Busy loops are cut by RLIMIT_CPU.
-    wall_s = job["time_limit_s"] * 2 + 0.5
+    # The verdict is on CPU time (over time_limit_s is a timeout), which load does not inflate.
+    # The wall limit only has to end programs that sleep or spin: half the limit again plus
+    # start-up slack, so a busy machine (workers >= cores) does not kill a correct solution, while
+    # every timeout still costs little. RLIMIT_CPU is the backstop if our timer cannot fire.
+    wall_s = job["time_limit_s"] * 1.5 + 0.25
     with tempfile.TemporaryDirectory(prefix="synthsmith-job-") as tmp:
         root = Path(tmp)
         work = root / "work"  # the child's cwd; the I/O files sit beside it so its own files never clobber them
@@ -107,8 +108,9 @@ def _run(job: dict) -> dict:
     cpu_ms = cpu_used * 1000
     if output_bytes > sandbox_harness.OUTPUT_CAP_BYTES:
         status = "output_limit"
-    elif timed_out or exit_code == -signal.SIGXCPU or (exit_code == -signal.SIGKILL and cpu_used >= cpu_s):
-        status = "timeout"  # our wall kill, RLIMIT_CPU's SIGXCPU, or its hard-limit SIGKILL
+    elif timed_out or exit_code == -signal.SIGXCPU or (exit_code == -signal.SIGKILL and cpu_used >= cpu_s) \
+            or cpu_used > job["time_limit_s"]:
+        status = "timeout"  # our wall kill, RLIMIT_CPU's SIGXCPU or hard-limit SIGKILL, or over the limit
     elif exit_code == sandbox_harness.MEMORY_EXIT:
         status = "memory_limit"
     elif exit_code < 0:
