@@ -31,6 +31,7 @@ from synthsmith.schemas import SANDBOX_JOBS, SANDBOX_RESULTS, conform
 
 HARNESS = Path(sandbox_harness.__file__)
 STDERR_CHARS = 2_000
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # Built from scratch, nothing copied from the parent: no API keys or proxies reach the child.
 CHILD_ENV = {
     "PATH": "/usr/bin:/bin",
@@ -80,9 +81,9 @@ def _run(job: dict) -> dict:
 
     cpu_s = math.ceil(job["time_limit_s"]) + 1
     # The verdict is on CPU time (over time_limit_s is a timeout), which load does not inflate.
-    # The wall limit only has to end programs that sleep or spin: half the limit again plus
-    # start-up slack, so a busy machine (workers >= cores) does not kill a correct solution, while
-    # every timeout still costs little. RLIMIT_CPU is the backstop if our timer cannot fire.
+    # The wall limit only ends programs that sleep or block: half the limit again plus start-up
+    # slack, so a busy machine (workers >= cores) does not kill a correct solution. RLIMIT_CPU is
+    # the backstop should our watcher not get to run.
     wall_s = job["time_limit_s"] * 1.5 + 0.25
     with tempfile.TemporaryDirectory(prefix="synthsmith-job-") as tmp:
         root = Path(tmp)
@@ -99,7 +100,7 @@ def _run(job: dict) -> dict:
             start = time.monotonic()
             proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, cwd=work,
                                     env=CHILD_ENV, start_new_session=True)
-            exit_code, cpu_used, timed_out = _wait(proc, wall_s)
+            exit_code, cpu_used, timed_out = _wait(proc, wall_s, job["time_limit_s"])
             wall_ms = (time.monotonic() - start) * 1000
         output_bytes = stdout_path.stat().st_size
         output = _read(stdout_path, sandbox_harness.OUTPUT_CAP_BYTES)
@@ -122,25 +123,42 @@ def _run(job: dict) -> dict:
     return _result(job, status, output, errors, exit_code, wall_ms, cpu_ms)
 
 
-def _wait(proc: subprocess.Popen, wall_s: float) -> tuple[int, float, bool]:
-    """Wait for the child under a wall limit; return (exit code, CPU seconds, timed out)."""
-    fired = threading.Event()
+def _wait(proc: subprocess.Popen, wall_s: float, cpu_limit_s: float) -> tuple[int, float, bool]:
+    """Wait for the child; kill its group once it passes the CPU limit (the verdict is a timeout
+    then anyway, so a busy loop costs the limit, not the wall slack) or the wall limit.
+    Returns (exit code, CPU seconds, killed by us)."""
+    exited, fired = threading.Event(), threading.Event()
 
-    def kill_on_deadline() -> None:
-        fired.set()
-        _kill_group(proc.pid)
+    def watch() -> None:
+        deadline, pause = time.monotonic() + wall_s, 0.002
+        while not exited.wait(pause):
+            if time.monotonic() > deadline or _cpu_seconds(proc.pid) > cpu_limit_s:
+                fired.set()
+                _kill_group(proc.pid)
+                return
+            pause = min(pause * 2, 0.02)  # quick programs are noticed at once, long ones cheaply
 
-    timer = threading.Timer(wall_s, kill_on_deadline)
-    timer.start()
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     # WNOWAIT leaves the leader a zombie, so its pid (= the group id) cannot be reused while we
     # signal the group: killing it is safe until wait4 below reaps it.
     os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
-    timer.cancel()
-    timer.join()
+    exited.set()
+    watcher.join()
     _kill_group(proc.pid)  # sweep descendants the program left running
     _, status, usage = os.wait4(proc.pid, 0)  # wait4, not Popen.wait: we need the child's rusage
     proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not try to reap it again
     return proc.returncode, usage.ru_utime + usage.ru_stime, fired.is_set()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a live (or zombie) process, from /proc; 0 if it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def _kill_group(pgid: int) -> None:
