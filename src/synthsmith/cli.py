@@ -9,10 +9,6 @@ import typer
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
 
-def main() -> None:
-    app()
-
-
 @app.command()
 def demo(
     force: bool = typer.Option(False, "--force", help="Rerun every stage (dvc repro --force)."),
@@ -65,7 +61,7 @@ def verify(
     for path, table in ((runs, schemas.RUNS), (tests, schemas.VERIFY_TESTS)):
         try:
             frames.append(schemas.conform(pl.read_parquet(path), table))
-        except schemas.ContractError as exc:
+        except (schemas.ContractError, pl.exceptions.PolarsError, OSError) as exc:
             typer.echo(f"error: {path}: {exc}", err=True)
             raise typer.Exit(2) from exc
     try:
