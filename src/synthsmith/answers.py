@@ -5,8 +5,14 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import json_repair
+import polars as pl
+
+T = TypeVar("T")
 
 CODE_BLOCK = re.compile(r"```(?:python|py|python3)[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 ANY_FENCE = re.compile(r"```")
@@ -19,6 +25,22 @@ class Rejected(ValueError):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+def parse_answers(rows: pl.DataFrame, responses: pl.DataFrame, parse: Callable[[dict, str], T],
+                  dropped: Counter, prefix: str = "") -> Iterator[tuple[dict, T]]:
+    """Each row with its answer as `parse(row, content)` returns it. A failed call or an answer
+    `parse` rejects is counted in `dropped` under prefix + reason, and skipped."""
+    for row, content, error in zip(rows.iter_rows(named=True), responses["content"], responses["error"],
+                                   strict=True):
+        try:
+            if error is not None:
+                raise Rejected("llm_error")
+            value = parse(row, content)
+        except Rejected as rejected:
+            dropped[prefix + rejected.reason] += 1
+            continue
+        yield row, value
 
 
 def between_markers(text: str, begin: str = "<begin>", end: str = "<end>") -> str:

@@ -7,14 +7,41 @@ server (11-25 s each here). A server the user already runs (PREFECT_API_URL) is 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+
+
+def ensure_loopback() -> None:
+    """Prefect clients reach their server over 127.0.0.1. In a fresh network namespace (e.g.
+    `unshare -n`, how we check offline runs) the loopback interface starts down: bring it up.
+    Nothing but `lo` is touched."""
+    with socket.socket() as listener, socket.socket() as client:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        try:
+            client.connect(listener.getsockname())
+            return
+        except OSError:
+            pass
+    flags_get, flags_set, up = 0x8913, 0x8914, 0x1  # SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as control:
+        request = struct.pack("16sH", b"lo", 0)
+        flags = struct.unpack("16sH", fcntl.ioctl(control, flags_get, request)[:18])[1]
+        try:
+            fcntl.ioctl(control, flags_set, struct.pack("16sH", b"lo", flags | up))
+        except PermissionError:
+            raise RuntimeError("the loopback interface is down and cannot be brought up here; "
+                               "the local Prefect server needs 127.0.0.1") from None
+    print("loopback was down (a fresh network namespace?): brought `lo` up for the local Prefect server",
+          file=sys.stderr)
 
 
 def _free_port() -> int:
@@ -32,6 +59,7 @@ def prefect_api(home: Path, timeout_s: float = 180) -> Iterator[dict[str, str]]:
     if os.environ.get("PREFECT_API_URL"):
         yield {}
         return
+    ensure_loopback()
     port = _free_port()
     env = os.environ | {"PREFECT_HOME": str(home.resolve()), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     home.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from collections import Counter
 import polars as pl
 
 from synthsmith import schemas
-from synthsmith.answers import Rejected, json_object
+from synthsmith.answers import json_object, parse_answers
 from synthsmith.llm import make_request
 from synthsmith.llm.prompts import render
 from synthsmith.names import normalise
@@ -47,15 +47,7 @@ def merge_evolution(pool: pl.DataFrame, asked: pl.DataFrame, responses: pl.DataF
                     round_no: int) -> tuple[pl.DataFrame, Counter]:
     """Add the proposed names under their parents; dedup by normalised path. Returns (pool, counts)."""
     existing, new_rows, counts = set(pool["path"]), [], Counter()
-    for ask, content, error in zip(asked.iter_rows(named=True), responses["content"], responses["error"],
-                                   strict=True):
-        try:
-            if error is not None:
-                raise Rejected("llm_error")
-            answer = json_object(content)
-        except Rejected as rejected:
-            counts[f"answer_{rejected.reason}"] += 1
-            continue
+    for ask, answer in parse_answers(asked, responses, lambda _, content: json_object(content), counts, "answer_"):
         proposals = [(item.get("node"), "/".join(str(item.get("node", "")).split("/")[:-1]), item.get("siblings"),
                       set(ask["widen"]), "breadth") for item in _items(answer, "breadth")]
         proposals += [(item.get("leaf"), item.get("leaf"), item.get("children"), set(ask["deepen"]), "depth")

@@ -7,7 +7,7 @@ from collections import Counter
 import polars as pl
 
 from synthsmith import schemas
-from synthsmith.answers import Rejected, count_tokens, reasoning_and_code
+from synthsmith.answers import Rejected, count_tokens, parse_answers, reasoning_and_code
 from synthsmith.llm import make_request
 from synthsmith.llm.prompts import render
 from synthsmith.params import GenerateSolutionsParams
@@ -30,18 +30,13 @@ def solution_requests(tasks: pl.DataFrame, params: GenerateSolutionsParams) -> p
 
 def parse_solutions(asked: pl.DataFrame, responses: pl.DataFrame,
                     params: GenerateSolutionsParams) -> tuple[pl.DataFrame, Counter]:
+    def checked(_: dict, content: str) -> tuple[str, str]:
+        if count_tokens(content) > params.max_tokens:
+            raise Rejected("too_long")
+        return reasoning_and_code(content)
+
     rows, rejected = [], Counter()
-    for ask, content, error in zip(asked.iter_rows(named=True), responses["content"], responses["error"],
-                                   strict=True):
-        try:
-            if error is not None:
-                raise Rejected("llm_error")
-            if count_tokens(content) > params.max_tokens:
-                raise Rejected("too_long")
-            reasoning, code = reasoning_and_code(content)
-        except Rejected as reason:
-            rejected[reason.reason] += 1
-            continue
+    for ask, (reasoning, code) in parse_answers(asked, responses, checked, rejected):
         rows.append({"task_id": ask["task_id"], "solution_id": ask["solution_id"], "model": ask["model"],
                      "sample": ask["sample"], "reasoning": reasoning, "code": code})
     return schemas.conform(pl.DataFrame(rows, schema=schemas.SOLUTIONS.columns), schemas.SOLUTIONS), rejected

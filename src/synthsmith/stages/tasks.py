@@ -10,7 +10,7 @@ from collections import Counter
 import polars as pl
 
 from synthsmith import schemas
-from synthsmith.answers import Rejected, count_tokens, json_object
+from synthsmith.answers import Rejected, count_tokens, json_object, parse_answers
 from synthsmith.llm import make_request
 from synthsmith.llm.prompts import render, style_guide
 from synthsmith.params import GenerateTasksParams
@@ -61,13 +61,7 @@ def plan_requests(subtrees: pl.DataFrame, params: GenerateTasksParams) -> pl.Dat
 def parse_plans(subtrees: pl.DataFrame, responses: pl.DataFrame) -> tuple[pl.DataFrame, Counter]:
     """Keep tasks whose plan has the three keys and selects at least two features."""
     rows, dropped = [], Counter()
-    for task, content, error in zip(subtrees.iter_rows(named=True), responses["content"], responses["error"],
-                                    strict=True):
-        try:
-            plan = _valid_plan(content, error)
-        except Rejected as rejected:
-            dropped[f"plan_{rejected.reason}"] += 1
-            continue
+    for task, plan in parse_answers(subtrees, responses, _valid_plan, dropped, "plan_"):
         features = sorted({leaf for groups in plan["selected_features_tree"].values() for leaves in groups.values()
                            for leaf in leaves})
         rows.append(task | {"plan_json": json.dumps(plan), "features": features,
@@ -76,9 +70,7 @@ def parse_plans(subtrees: pl.DataFrame, responses: pl.DataFrame) -> tuple[pl.Dat
                                                         "integration_strategy": pl.String}), dropped
 
 
-def _valid_plan(content: str | None, error: str | None) -> dict:
-    if error is not None:
-        raise Rejected("llm_error")
+def _valid_plan(_: dict, content: str) -> dict:
     plan = json_object(content)
     if any(key not in plan for key in PLAN_KEYS):
         raise Rejected("missing_keys")
@@ -104,20 +96,16 @@ def writing_requests(plans: pl.DataFrame, params: GenerateTasksParams) -> pl.Dat
 def parse_tasks(plans: pl.DataFrame, responses: pl.DataFrame,
                 params: GenerateTasksParams) -> tuple[pl.DataFrame, Counter]:
     """Statements with a title, a signature for LeetCode style, no named technique, >= min_tokens."""
-    rows, dropped = [], Counter()
-    for plan, content, error in zip(plans.iter_rows(named=True), responses["content"], responses["error"],
-                                    strict=True):
-        try:
-            rows.append(_task(plan, content, error, params))
-        except Rejected as rejected:
-            dropped[rejected.reason] += 1
+    dropped: Counter = Counter()
+    rows = [task for _, task in parse_answers(plans, responses, lambda plan, content: _task(plan, content, params),
+                                              dropped)]
     tasks = pl.DataFrame(rows, schema=schemas.TASKS.columns)
     return schemas.conform(tasks, schemas.TASKS), dropped
 
 
-def _task(plan: dict, content: str | None, error: str | None, params: GenerateTasksParams) -> dict:
-    if error is not None or not content or not content.strip():
-        raise Rejected("llm_error")
+def _task(plan: dict, content: str, params: GenerateTasksParams) -> dict:
+    if not content or not content.strip():
+        raise Rejected("empty_answer")
     statement = content.strip()
     title = next((line[2:].strip() for line in statement.splitlines() if line.startswith("# ")), None)
     if title is None:

@@ -13,7 +13,7 @@ from collections import Counter
 import polars as pl
 
 from synthsmith import schemas
-from synthsmith.answers import Rejected, json_object
+from synthsmith.answers import Rejected, json_object, parse_answers
 from synthsmith.llm import make_request
 from synthsmith.llm.prompts import render
 from synthsmith.params import GenerateTestsParams
@@ -34,17 +34,7 @@ def prompt_requests(tasks: pl.DataFrame, params: GenerateTestsParams) -> pl.Data
 def parse_prompt_inputs(tasks: pl.DataFrame, responses: pl.DataFrame) -> tuple[pl.DataFrame, Counter]:
     """Rows (task_id, input, description); malformed answers and invalid inputs are counted."""
     rows, dropped = [], Counter()
-    for task, content, error in zip(tasks.iter_rows(named=True), responses["content"], responses["error"],
-                                    strict=True):
-        try:
-            if error is not None:
-                raise Rejected("llm_error")
-            cases = json_object(content).get("test_cases")
-            if not isinstance(cases, list):
-                raise Rejected("no_test_cases")
-        except Rejected as rejected:
-            dropped[f"answer_{rejected.reason}"] += 1
-            continue
+    for task, cases in parse_answers(tasks, responses, _test_cases, dropped, "answer_"):
         for case in cases:
             text = case.get("input_string") if isinstance(case, dict) else None
             if not isinstance(text, str) or not text.strip():
@@ -55,6 +45,13 @@ def parse_prompt_inputs(tasks: pl.DataFrame, responses: pl.DataFrame) -> tuple[p
                 rows.append({"task_id": task["task_id"], "input": text if text.endswith("\n") else text + "\n",
                              "description": str(case.get("description") or "")})
     return pl.DataFrame(rows, schema={"task_id": pl.String, "input": pl.String, "description": pl.String}), dropped
+
+
+def _test_cases(_: dict, content: str) -> list:
+    cases = json_object(content).get("test_cases")
+    if not isinstance(cases, list):
+        raise Rejected("no_test_cases")
+    return cases
 
 
 def _json_lines(text: str) -> bool:
