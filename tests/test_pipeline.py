@@ -145,6 +145,7 @@ def test_dvc_repro_twice_is_a_no_op_and_a_knob_reruns_only_its_stages(tmp_path, 
     first = repro()
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert json.loads((project / "reports/metrics.json").read_text())["tasks"]["verified"] >= 10
+    _assert_goldens_are_correct_candidates(project)
     git("add", "-A")
     git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "demo run")
 
@@ -161,3 +162,20 @@ def test_dvc_repro_twice_is_a_no_op_and_a_knob_reruns_only_its_stages(tmp_path, 
     dvc = lambda *args: subprocess.run(["dvc", *args], cwd=project, env=env, capture_output=True, text=True)  # noqa: E731
     assert "generate_tasks.min_tokens" in dvc("params", "diff").stdout
     assert "tasks.generated" in dvc("metrics", "diff").stdout
+
+
+def _assert_goldens_are_correct_candidates(project: Path) -> None:
+    """The demo catalogue labels each hand-written candidate (correct, wrong, timeout, ...):
+    every golden solution verification picked must be one labelled correct, and every task the
+    catalogue built to fail verification must be gone."""
+    catalogue = {entry["title"]: entry for entry in
+                 (yaml.safe_load(p.read_text()) for p in (project / "tools/demo_author/tasks").glob("*.yaml"))}
+    tasks = pl.read_parquet(project / "data/generate_tasks/tasks.parquet")
+    verdicts = pl.read_parquet(project / "data/verify/verdicts.parquet").join(tasks, on="task_id")
+    for row in verdicts.iter_rows(named=True):
+        entry = catalogue[row["title"]]
+        if not row["kept"]:
+            continue
+        assert entry.get("expect_verified", True), f"{row['title']} was built to fail verification"
+        model, sample = row["golden_solution_id"].rsplit("-m", 1)[1].split("s")
+        assert entry["candidates"][int(model) * 4 + int(sample)]["kind"] == "correct", row
