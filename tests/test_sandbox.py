@@ -9,7 +9,7 @@ import time
 
 import polars as pl
 
-from synthsmith import sandbox_harness
+from synthsmith import sandbox, sandbox_harness
 from synthsmith.sandbox import CHILD_ENV, DEFAULT_RUNNER, run_jobs
 from synthsmith.schemas import SANDBOX_JOBS, SANDBOX_RESULTS
 
@@ -182,3 +182,108 @@ def test_finishing_over_the_cpu_limit_is_a_timeout_not_ok():
                       {"code": "print('done')", "time_limit_s": 0.2})
     assert slow["status"] == "timeout" and slow["cpu_ms"] > 200
     assert quick["status"] == "ok" and quick["output"] == "done\n"
+
+
+# ---- batches: one harness process per (code, mode, entry, limits), one forked child per input ----
+
+def test_batch_of_one_code_over_twenty_inputs_keeps_order():
+    jobs = make_jobs(*({"code": "n = int(input())\nprint(n * n)", "input": f"{n}\n"} for n in range(20)))
+    results = run_jobs(jobs, workers=2)
+    assert results["job_id"].to_list() == jobs["job_id"].to_list()
+    assert results["status"].to_list() == ["ok"] * 20
+    assert results["output"].to_list() == [f"{n * n}\n" for n in range(20)]
+
+
+def test_batch_jobs_get_fresh_working_directories():
+    code = "import os\nprint(sorted(os.listdir('.')))\nopen('left.txt', 'w').write(input())"
+    results = run(*({"code": code, "input": f"{i}\n"} for i in range(4)))
+    assert [r["status"] for r in results] == ["ok"] * 4
+    assert [r["output"] for r in results] == ["[]\n"] * 4
+
+
+def test_job_killing_its_harness_loses_no_row(monkeypatch):
+    # The harness's reaper takes over the job whose supervisor it killed: no single-job rerun is needed.
+    monkeypatch.setattr(sandbox, "_run", lambda job: 1 / 0)
+    code = ("import os\nk = int(input())\n"
+            "if k == 3:\n    os.kill(os.getppid(), 9)\n"
+            "print(k * 10)")
+    results = run_jobs(make_jobs(*({"code": code, "input": f"{k}\n"} for k in range(8))), workers=1).to_dicts()
+    assert [r["job_id"] for r in results] == [str(k) for k in range(8)]
+    assert [r["status"] for r in results] == ["ok"] * 8
+    assert [r["output"] for r in results] == [f"{k * 10}\n" for k in range(8)]
+
+
+def test_job_killing_its_harness_and_then_failing_gets_its_own_verdict():
+    code = ("import os\nk = int(input())\n"
+            "if k == 1:\n    os.kill(os.getppid(), 9)\n    raise ValueError(k)\n"
+            "print(k)")
+    results = run(*({"code": code, "input": f"{k}\n"} for k in range(4)))
+    assert [r["status"] for r in results] == ["ok", "runtime_error", "ok", "ok"]
+    assert "ValueError" in results[1]["stderr"] and results[3]["output"] == "3\n"
+
+
+def test_setsid_grandchild_is_killed():
+    code = ("import os, time\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n"
+            "    os.setsid()\n"
+            "    if os.fork() == 0:\n"
+            "        print(os.getpid(), flush=True)\n"
+            "        time.sleep(60)\n"
+            "    os._exit(0)\n"
+            "os.waitpid(pid, 0)\n"
+            "time.sleep(0.2)\n")
+    results = run(*({"code": code, "input": f"{i}\n"} for i in range(3)))
+    for result in results:
+        assert result["status"] == "ok", result
+        pid = int(result["output"].split()[0])
+        try:
+            os.kill(pid, 0)
+            alive = not open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z"
+        except ProcessLookupError:
+            alive = False
+        assert not alive, f"grandchild {pid} survived"
+
+
+def test_timeout_in_a_batch_does_not_affect_later_jobs():
+    code = "k = int(input())\nif k == 2:\n    while True:\n        pass\nprint(k)"
+    results = run(*({"code": code, "input": f"{k}\n", "time_limit_s": 0.3} for k in range(5)))
+    assert [r["status"] for r in results] == ["ok", "ok", "timeout", "ok", "ok"]
+    assert [r["output"] for r in results if r["status"] == "ok"] == ["0\n", "1\n", "3\n", "4\n"]
+
+
+def test_function_mode_batch():
+    code = "class Solution:\n    def add(self, a: int, b: int) -> int:\n        print('noise')\n        return a + b"
+    results = run(*({"code": code, "mode": "function", "entry": "Solution.add", "input": f"{i}\n{i * 2}\n"}
+                    for i in range(10)))
+    assert [r["status"] for r in results] == ["ok"] * 10
+    assert [json.loads(r["output"]) for r in results] == [3 * i for i in range(10)]
+    assert all("noise" in r["stderr"] for r in results)
+
+
+def test_single_job_path_still_works():
+    jobs = make_jobs({"code": "print(input()[::-1])", "input": "abc\n"}, {"code": "while True: pass", "time_limit_s": 0.3},
+                     {"code": "def f(:"})
+    results = run_jobs(jobs, batch=False).to_dicts()
+    assert [r["status"] for r in results] == ["ok", "timeout", "syntax_error"]
+    assert results[0]["output"] == "cba\n"
+
+
+def test_batch_temp_directories_are_removed():
+    code = "import os\nprint(os.path.dirname(os.getcwd()))"
+    results = run(*({"code": code, "input": f"{i}\n"} for i in range(3)))
+    roots = {r["output"].strip() for r in results}
+    assert all(root.startswith(tempfile.gettempdir()) and not os.path.exists(root) for root in roots)
+
+
+def test_jobs_a_batch_does_not_report_rerun_on_the_single_job_path(monkeypatch):
+    real = sandbox._run_batch
+
+    def lose_odd_rows(jobs):
+        return {i: result for i, result in real(jobs).items() if i % 2 == 0}
+
+    monkeypatch.setattr(sandbox, "_run_batch", lose_odd_rows)
+    code = "k = int(input())\nif k == 3:\n    while True:\n        pass\nprint(k)"
+    results = run(*({"code": code, "input": f"{k}\n", "time_limit_s": 0.3} for k in range(6)))
+    assert [r["status"] for r in results] == ["ok", "ok", "ok", "timeout", "ok", "ok"]
+    assert [r["output"] for r in results if r["status"] == "ok"] == ["0\n", "1\n", "2\n", "4\n", "5\n"]

@@ -1,4 +1,6 @@
-"""The simple sandbox runner: one fresh Python subprocess per job.
+"""The sandbox runner: one Python process per batch of jobs that share code, mode, entry and
+limits (the pipeline's candidate x test inputs), forking a fresh child per job; the single-job
+path (one fresh Python subprocess per job) remains as the fallback and under `batch=False`.
 
 Interface (which the later fork-server sandbox must keep): `run_jobs(jobs, workers)` takes a
 SANDBOX_JOBS frame and returns a SANDBOX_RESULTS frame with exactly one row per job, in input
@@ -12,6 +14,7 @@ it is not a security boundary (the child runs as our user).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -47,11 +50,32 @@ CHILD_ENV = {
 PYTHON = [sys.executable, "-S", "-P"]
 
 
-def run_jobs(jobs: pl.DataFrame, workers: int = 2) -> pl.DataFrame:
-    """Run every job; one result row per job, in input order."""
+def run_jobs(jobs: pl.DataFrame, workers: int = 2, batch: bool = True) -> pl.DataFrame:
+    """Run every job; one result row per job, in input order.
+
+    With `batch` (the default), jobs sharing (code, mode, entry, time_limit_s, memory_mb) run in
+    one harness process that compiles the code once and forks a child per input (see
+    `sandbox_harness`); a job the batch leaves without a status line reruns alone on the
+    single-job path, which `batch=False` forces for every job."""
     rows = conform(jobs, SANDBOX_JOBS).to_dicts()
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = list(pool.map(_run_safely, rows))  # map yields in input order
+        if not batch:
+            results = list(pool.map(_run_safely, rows))  # map yields in input order
+        else:
+            results: list[dict | None] = [None] * len(rows)
+            groups: dict[tuple, list[int]] = {}
+            for i, job in enumerate(rows):
+                early = _precheck_safely(job)
+                if early is not None:
+                    results[i] = early
+                else:
+                    key = (job["code"], job["mode"], job["entry"], job["time_limit_s"], job["memory_mb"])
+                    groups.setdefault(key, []).append(i)
+            batches = _split(list(groups.values()), max(1, workers))
+            batch_results = pool.map(lambda indices: _run_batch_safely([rows[i] for i in indices]), batches)
+            for indices, done in zip(batches, batch_results):
+                for i, result in zip(indices, done):
+                    results[i] = result
     return conform(pl.DataFrame(results, schema=SANDBOX_RESULTS.columns), SANDBOX_RESULTS)
 
 
@@ -71,20 +95,103 @@ def _result(job: dict, status: str, output: str | None = None, stderr: str = "",
             "exit_code": exit_code, "wall_ms": wall_ms, "cpu_ms": cpu_ms}
 
 
-def _run(job: dict) -> dict:
+MAX_BATCH = 64  # jobs per harness process: bounds one batch's temp files and its share of a worker
+
+
+def _split(groups: list[list[int]], workers: int) -> list[list[int]]:
+    """Cut groups into batches of at most MAX_BATCH, and fine enough that `workers` threads all get work."""
+    total = sum(map(len, groups))
+    size = max(1, min(MAX_BATCH, math.ceil(total / workers)))
+    return [group[start:start + size] for group in groups for start in range(0, len(group), size)]
+
+
+def _precheck(job: dict) -> dict | None:
+    """The checks that need no process: a runner error raises, a syntax error is the result."""
     if job["mode"] not in ("stdio", "function"):  # the harness would otherwise treat it as function mode
         raise ValueError(f"unknown mode {job['mode']!r}")
     try:  # in the parent: a program that does not compile needs no process
         compile(job["code"], "solution.py", "exec")
     except (SyntaxError, ValueError) as exc:  # ValueError: source with NUL bytes
         return _result(job, "syntax_error", stderr="".join(traceback.format_exception_only(exc))[-STDERR_CHARS:])
+    # int()/float(): a null limit must fail here (a runner error), not in the child (a "runtime_error")
+    int(job["memory_mb"]), float(job["time_limit_s"])
+    return None
 
-    cpu_s = math.ceil(job["time_limit_s"]) + 1
-    # The verdict is on CPU time (over time_limit_s is a timeout), which load does not inflate.
-    # The wall limit only ends programs that sleep or block: half the limit again plus start-up
-    # slack, so a busy machine (workers >= cores) does not kill a correct solution. RLIMIT_CPU is
-    # the backstop should our watcher not get to run.
-    wall_s = job["time_limit_s"] * 1.5 + 0.25
+
+def _precheck_safely(job: dict) -> dict | None:
+    try:
+        return _precheck(job)
+    except Exception:
+        return _result(job, "killed", stderr=traceback.format_exc()[-STDERR_CHARS:])
+
+
+def _limits(job: dict) -> tuple[int, float]:
+    """(RLIMIT_CPU seconds, wall limit seconds).
+    The verdict is on CPU time (over time_limit_s is a timeout), which load does not inflate.
+    The wall limit only ends programs that sleep or block: half the limit again plus start-up
+    slack, so a busy machine (workers >= cores) does not kill a correct solution. RLIMIT_CPU is
+    the backstop should our watcher not get to run."""
+    return math.ceil(job["time_limit_s"]) + 1, job["time_limit_s"] * 1.5 + 0.25
+
+
+def _run_batch_safely(jobs: list[dict]) -> list[dict]:
+    """One result per job, in order; whatever the batch did not report reruns on the single-job path."""
+    try:
+        reported = _run_batch(jobs)
+    except Exception:  # a batch runner failure costs speed, never a row
+        reported = {}
+    return [reported[i] if i in reported else _run_safely(job) for i, job in enumerate(jobs)]
+
+
+def _run_batch(jobs: list[dict]) -> dict[int, dict]:
+    """Run jobs sharing code/mode/entry/limits in one harness; results of the jobs it reported on."""
+    first = jobs[0]
+    cpu_s, wall_s = _limits(first)
+    reported: dict[int, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="synthsmith-batch-") as tmp:
+        root = Path(tmp)
+        code_path = root / "solution.py"
+        code_path.write_text(first["code"], encoding="utf-8")
+        for i, job in enumerate(jobs):
+            (root / f"{i}.in").write_text(job["input"] or "", encoding="utf-8")
+        argv = [*PYTHON, str(HARNESS), "batch", first["mode"], str(code_path), first["entry"] or "",
+                str(int(first["memory_mb"])), str(cpu_s), repr(float(first["time_limit_s"])), repr(wall_s),
+                str(root), str(len(jobs))]
+        with open(root / "harness.err", "wb") as harness_err:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=harness_err, cwd=root, env=CHILD_ENV, start_new_session=True)
+            try:  # the harness enforces every limit itself; this only bounds a wedged harness
+                proc.wait(timeout=len(jobs) * (wall_s + 1) + 10)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc.pid)
+                proc.wait()
+        statuses: dict[int, dict] = {}
+        status_path = root / "status"
+        if status_path.exists():
+            for line in status_path.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    status = json.loads(line)
+                    index = int(status["index"])
+                    if 0 <= index < len(jobs):
+                        statuses[index] = status
+                except (ValueError, KeyError, TypeError):
+                    continue  # a torn or foreign line: that job reruns
+        for index, status in statuses.items():
+            try:
+                reported[index] = _verdict(
+                    jobs[index], int(status["exit_code"]), float(status["cpu_s"]), bool(status["killed_by_us"]),
+                    float(status["wall_s"]) * 1000, root / f"{index}.out", root / f"{index}.err")
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+    return reported
+
+
+def _run(job: dict) -> dict:
+    """The single-job path: one fresh interpreter for this job (the batch fallback)."""
+    early = _precheck(job)
+    if early is not None:
+        return early
+    cpu_s, wall_s = _limits(job)
     with tempfile.TemporaryDirectory(prefix="synthsmith-job-") as tmp:
         root = Path(tmp)
         work = root / "work"  # the child's cwd; the I/O files sit beside it so its own files never clobber them
@@ -94,7 +201,6 @@ def _run(job: dict) -> dict:
         code_path.write_text(job["code"], encoding="utf-8")
         stdin_path.write_text(job["input"] or "", encoding="utf-8")  # a file, so no pipe can deadlock
         with open(stdin_path, "rb") as stdin, open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
-            # int(): a null limit must fail here (a runner error), not in the child (a "runtime_error")
             argv = [*PYTHON, str(HARNESS), job["mode"], str(code_path), job["entry"] or "",
                     str(int(job["memory_mb"])), str(cpu_s)]
             start = time.monotonic()
@@ -102,10 +208,15 @@ def _run(job: dict) -> dict:
                                     env=CHILD_ENV, start_new_session=True)
             exit_code, cpu_used, timed_out = _wait(proc, wall_s, job["time_limit_s"])
             wall_ms = (time.monotonic() - start) * 1000
-        output_bytes = stdout_path.stat().st_size
-        output = _read(stdout_path, sandbox_harness.OUTPUT_CAP_BYTES)
-        errors = _tail(stderr_path)
+        return _verdict(job, exit_code, cpu_used, timed_out, wall_ms, stdout_path, stderr_path)
 
+
+def _verdict(job: dict, exit_code: int, cpu_used: float, timed_out: bool, wall_ms: float,
+             stdout_path: Path, stderr_path: Path) -> dict:
+    cpu_s, _ = _limits(job)
+    output_bytes = stdout_path.stat().st_size if stdout_path.exists() else 0
+    output = _read(stdout_path, sandbox_harness.OUTPUT_CAP_BYTES) if stdout_path.exists() else ""
+    errors = _tail(stderr_path) if stderr_path.exists() else ""
     cpu_ms = cpu_used * 1000
     if output_bytes > sandbox_harness.OUTPUT_CAP_BYTES:
         status = "output_limit"

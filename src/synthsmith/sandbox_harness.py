@@ -1,8 +1,20 @@
 """In-child harness: apply the job's limits, then run one untrusted program.
 
-Invoked by `sandbox.run_jobs` as `python -S -P sandbox_harness.py MODE CODE_PATH ENTRY MEMORY_MB CPU_S`.
+Single job: `python -S -P sandbox_harness.py MODE CODE_PATH ENTRY MEMORY_MB CPU_S`.
+Batch (one program, many inputs, one interpreter start-up):
+`python -S -P sandbox_harness.py batch MODE CODE_PATH ENTRY MEMORY_MB CPU_S TIME_LIMIT_S WALL_S ROOT COUNT`
+reads ROOT/<i>.in and writes ROOT/<i>.out, ROOT/<i>.err and one status line per job to ROOT/status.
 It must stay stdlib-only and import nothing from synthsmith: the child runs without site-packages.
 The parent imports it only for the constants below (no side effects at import).
+
+Batch process tree: the harness process is the *reaper* (a child subreaper); it forks a
+*supervisor* (also a subreaper) that compiles nothing new, forks one job child per input, watches
+it exactly like `sandbox._wait` (CPU poll, wall limit, killpg, wait4) and then kills whatever the
+job left behind (orphans are re-parented to the supervisor, even setsid'd ones). If a job kills
+the supervisor (`os.kill(os.getppid(), 9)`), the job and its descendants fall to the reaper, which
+finishes watching that job, writes its status line, sweeps, and forks a new supervisor for the
+remaining inputs. A job child returns up the stack to `__main__` and runs there, so it ends
+through the normal interpreter exit (SystemExit, excepthook, atexit, flush) exactly as a single job.
 """
 
 from __future__ import annotations
@@ -50,14 +62,14 @@ def _flush_on_fast_exit() -> None:
     os._exit = _exit
 
 
-def _call_function(code, entry: str) -> None:
+def _call_function(code, entry: str, namespace: dict) -> None:
     import json
     import typing
 
     args = [json.loads(line) for line in sys.stdin if line.strip()]
     # "solution", not "__main__": an `if __name__ == "__main__":` demo block must not run.
     # LeetCode-style code uses List/Optional without importing them; LeetCode provides them too.
-    namespace = {"__name__": "solution", "__builtins__": builtins}
+    namespace.update({"__name__": "solution", "__builtins__": builtins})
     namespace.update((name, getattr(typing, name)) for name in typing.__all__)
     # Point fd 1 at stderr while user code runs, so prints (even os.write(1, ...)) cannot mix
     # with the result, which is written to the saved real stdout afterwards.
@@ -80,16 +92,286 @@ def main(argv: list[str]) -> None:
     _flush_on_fast_exit()
     with open(code_path, encoding="utf-8") as source:
         code = compile(source.read(), code_path, "exec")  # real path: tracebacks show source lines
+    _execute(mode, code, code_path, entry)
+
+
+def _execute(mode: str, code, code_path: str, entry: str, namespace: dict | None = None) -> None:
     sys.argv = [code_path]
+    namespace = {} if namespace is None else namespace
     try:
         if mode == "stdio":
-            exec(code, {"__name__": "__main__", "__builtins__": builtins})
+            namespace.update({"__name__": "__main__", "__builtins__": builtins})
+            exec(code, namespace)
         else:
-            _call_function(code, entry)
+            _call_function(code, entry, namespace)
     except MemoryError:
         sys.__excepthook__(*sys.exc_info())  # no imports: memory is short here
         os._exit(MEMORY_EXIT)  # the patched exit, so what was printed is flushed
 
 
+# ---- batch mode -------------------------------------------------------------------------------
+
+_REAL_EXIT = os._exit
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _prctl(option: int, value: int) -> None:
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+    except Exception:  # no prctl: killpg still sweeps the job's own process group
+        pass
+
+
+def _become_subreaper() -> None:
+    """Orphaned descendants are re-parented to us (not to init), so we can kill and reap them."""
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def _children() -> list[int]:
+    pid = os.getpid()
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:  # no CONFIG_PROC_CHILDREN: scan /proc for our children
+        kids = []
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                try:
+                    with open(f"/proc/{name}/stat", "rb") as f:
+                        if int(f.read().rsplit(b")", 1)[1].split()[1]) == pid:
+                            kids.append(int(name))
+                except (OSError, IndexError, ValueError):
+                    pass
+        return kids
+
+
+def _sweep() -> None:
+    """Kill and reap every child of ours; their orphans come to us, so repeat."""
+    while True:
+        kids = _children()
+        if not kids:
+            return
+        for kid in kids:
+            _signal(os.kill, kid)
+        for kid in kids:
+            try:
+                os.waitpid(kid, 0)
+            except ChildProcessError:
+                pass
+
+
+def _signal(send, target: int) -> None:
+    try:
+        send(target, 9)  # SIGKILL
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _watch(pid: int, start: float, wall_s: float, cpu_limit_s: float) -> tuple[int, float, bool]:
+    """`sandbox._wait` for a forked child: kill its group once it passes the CPU limit or the wall
+    limit; after exit kill the group (descendants), reap with wait4. (exit code, CPU s, killed by us)."""
+    import select
+    import time
+
+    try:
+        pidfd = os.pidfd_open(pid)  # becomes readable when the child exits: no polling latency
+    except (AttributeError, OSError):
+        pidfd = None
+    deadline, pause, fired = start + wall_s, 0.002, False
+    try:
+        # WNOWAIT leaves the child a zombie, so its pid (= its group id) cannot be reused while we signal it.
+        while os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+            if time.monotonic() > deadline or _cpu_seconds(pid) > cpu_limit_s:
+                fired = True
+                _signal(os.killpg, pid)
+                os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+                break
+            if pidfd is not None:
+                select.select([pidfd], [], [], pause)
+            else:
+                time.sleep(pause)
+            pause = min(pause * 2, 0.02)  # quick programs are noticed at once, long ones cheaply
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+    _signal(os.killpg, pid)  # sweep descendants the program left running in its group
+    _, status, usage = os.wait4(pid, 0)
+    return os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime, fired
+
+
+def _status_line(fd: int, index: int, exit_code: int, cpu: float, fired: bool, wall: float) -> None:
+    line = (f'{{"index": {index}, "exit_code": {exit_code}, "cpu_s": {cpu!r}, '
+            f'"killed_by_us": {"true" if fired else "false"}, "wall_s": {wall!r}}}\n')
+    os.write(fd, line.encode())  # O_APPEND, unbuffered: on disk as soon as the job is done
+
+
+def _remove_tree(path: str) -> None:
+    import shutil
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _run_batch(argv: list[str]):
+    """Reaper. Returns (mode, code, code_path, entry) only in a job child; every other process
+    of the tree ends with os._exit."""
+    mode, code_path, entry, memory_mb, cpu_s, time_limit_s, wall_s, root, count = argv[2:]
+    job = (mode, code_path, entry, int(memory_mb), int(cpu_s), float(time_limit_s), float(wall_s), root)
+    with open(code_path, encoding="utf-8") as source:
+        code = compile(source.read(), code_path, "exec")  # once for the whole batch
+    import time
+
+    status_fd = os.open(os.path.join(root, "status"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    _become_subreaper()
+    index, total = 0, int(count)
+    while index < total:
+        read_end, write_end = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        supervisor = os.fork()
+        if supervisor == 0:
+            os.close(read_end)
+            found = _supervise(job, code, index, total, status_fd, write_end)
+            if found is not None:
+                return found
+            _REAL_EXIT(0)
+        os.close(write_end)
+        data = b""
+        while chunk := os.read(read_end, 65536):  # EOF once the supervisor is gone
+            data += chunk
+        os.close(read_end)
+        os.waitpid(supervisor, 0)
+        started, done = None, index - 1
+        for line in data.decode().splitlines():
+            kind, *fields = line.split()
+            if kind == "S" and len(fields) == 3:
+                started = (int(fields[0]), int(fields[1]), float(fields[2]))
+            elif kind == "D" and fields:
+                done = int(fields[0])
+        if started is not None and started[0] > done:
+            # The supervisor died mid-job (killed by the job): the job is our child now; finish watching it.
+            job_index, pid, start = started
+            try:
+                exit_code, cpu, fired = _watch(pid, start, job[6], job[5])
+                _status_line(status_fd, job_index, exit_code, cpu, fired, time.monotonic() - start)
+            except ChildProcessError:  # already reaped by the supervisor: its line is written or the job reruns
+                pass
+            _remove_tree(os.path.join(root, f"work-{job_index}"))
+            done = job_index
+        _sweep()
+        if done < index:
+            break  # no progress: leave the rest to the parent's single-job fallback
+        index = done + 1
+    _REAL_EXIT(0)
+
+
+def _supervise(job, code, first: int, total: int, status_fd: int, pipe_fd: int):
+    import time
+
+    mode, code_path, entry, memory_mb, cpu_s, time_limit_s, wall_s, root = job
+    reaper = os.getppid()
+    _prctl(_PR_SET_PDEATHSIG, 9)  # a job that kills the reaper ends its supervisor too: no batch runs on unseen
+    _become_subreaper()
+    for index in range(first, total):
+        if os.getppid() != reaper:
+            return None  # the reaper is gone (its parent already took what was reported)
+        work = os.path.join(root, f"work-{index}")
+        os.mkdir(work)  # fresh and empty; removed after the job, so no job sees another's files
+        sys.stdout.flush()
+        sys.stderr.flush()
+        start = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            _enter_job(root, index, work, memory_mb, cpu_s)
+            return mode, code, code_path, entry
+        os.write(pipe_fd, f"S {index} {pid} {start!r}\n".encode())
+        exit_code, cpu, fired = _watch(pid, start, wall_s, time_limit_s)
+        wall = time.monotonic() - start
+        _sweep()  # orphans the job left (setsid'd ones too) were re-parented to us
+        _status_line(status_fd, index, exit_code, cpu, fired, wall)
+        os.write(pipe_fd, f"D {index}\n".encode())
+        _remove_tree(work)
+    return None
+
+
+def _enter_job(root: str, index: int, work: str, memory_mb: int, cpu_s: int) -> None:
+    """In the job child: own session, per-job stdio files, only fds 0-2 open, fresh cwd, limits."""
+    os.setsid()
+    flags = (os.O_RDONLY, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    for fd, (suffix, flag) in enumerate(zip(("in", "out", "err"), flags)):
+        opened = os.open(os.path.join(root, f"{index}.{suffix}"), flag, 0o644)
+        os.dup2(opened, fd)
+        os.close(opened)
+    os.closerange(3, 1 << 16)  # the status file and the supervisor's pipe stay out of reach
+    os.chdir(work)
+    _apply_limits(memory_mb, cpu_s)
+    sys.setrecursionlimit(RECURSION_LIMIT)
+    _flush_on_fast_exit()
+
+
+def _finish_job(mode: str, code, code_path: str, entry: str) -> None:
+    """Run the job, then do what a normal interpreter exit does for it and leave with os._exit:
+    the full finalization of the forked interpreter would cost several times the job itself.
+    Kept: SystemExit codes and messages, the excepthook traceback (exit 1), waiting for non-daemon
+    threads, atexit handlers, deallocating the program's globals (so an unflushed file object of
+    its own is flushed), flushing stdout/stderr (exit 120 if that fails, as CPython)."""
+    namespace: dict = {}
+    exit_code = 0
+    try:
+        _execute(mode, code, code_path, entry, namespace)
+    except SystemExit as exc:
+        exit_code = _system_exit_code(exc)
+    except KeyboardInterrupt:
+        sys.excepthook(*sys.exc_info())
+        import signal
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)  # CPython exits by SIGINT here
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+        exit_code = 1
+    try:
+        if "threading" in sys.modules:
+            sys.modules["threading"]._shutdown()
+        import atexit
+        atexit._run_exitfuncs()
+        namespace.clear()
+    except SystemExit as exc:
+        exit_code = _system_exit_code(exc)
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            if stream is sys.stdout:
+                exit_code = exit_code or 120
+    _REAL_EXIT(exit_code)
+
+
+def _system_exit_code(exc: SystemExit) -> int:
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    try:
+        sys.stderr.write(f"{code}\n")
+    except Exception:
+        pass
+    return 1
+
+
 if __name__ == "__main__":
-    main(sys.argv)
+    if sys.argv[1] == "batch":
+        _finish_job(*_run_batch(sys.argv))  # only a job child gets here
+    else:
+        main(sys.argv)
