@@ -34,7 +34,6 @@ from synthsmith.schemas import SANDBOX_JOBS, SANDBOX_RESULTS, conform
 
 HARNESS = Path(sandbox_harness.__file__)
 STDERR_CHARS = 2_000
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # Built from scratch, nothing copied from the parent: no API keys or proxies reach the child.
 CHILD_ENV = {
     "PATH": "/usr/bin:/bin",
@@ -243,7 +242,7 @@ def _wait(proc: subprocess.Popen, wall_s: float, cpu_limit_s: float) -> tuple[in
     def watch() -> None:
         deadline, pause = time.monotonic() + wall_s, 0.002
         while not exited.wait(pause):
-            if time.monotonic() > deadline or _cpu_seconds(proc.pid) > cpu_limit_s:
+            if time.monotonic() > deadline or sandbox_harness.cpu_seconds(proc.pid) > cpu_limit_s:
                 fired.set()
                 _kill_group(proc.pid)
                 return
@@ -260,16 +259,6 @@ def _wait(proc: subprocess.Popen, wall_s: float, cpu_limit_s: float) -> tuple[in
     _, status, usage = os.wait4(proc.pid, 0)  # wait4, not Popen.wait: we need the child's rusage
     proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not try to reap it again
     return proc.returncode, usage.ru_utime + usage.ru_stime, fired.is_set()
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a live (or zombie) process, from /proc; 0 if it cannot be read."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def _kill_group(pgid: int) -> None:

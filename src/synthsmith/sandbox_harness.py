@@ -13,8 +13,9 @@ it exactly like `sandbox._wait` (CPU poll, wall limit, killpg, wait4) and then k
 job left behind (orphans are re-parented to the supervisor, even setsid'd ones). If a job kills
 the supervisor (`os.kill(os.getppid(), 9)`), the job and its descendants fall to the reaper, which
 finishes watching that job, writes its status line, sweeps, and forks a new supervisor for the
-remaining inputs. A job child returns up the stack to `__main__` and runs there, so it ends
-through the normal interpreter exit (SystemExit, excepthook, atexit, flush) exactly as a single job.
+remaining inputs. A job child returns up the stack to `__main__` and runs there, then ends like
+a single job would (SystemExit codes, traceback, threads, atexit, flush) without paying for a
+full interpreter shutdown (`_finish_job`).
 """
 
 from __future__ import annotations
@@ -169,7 +170,8 @@ def _signal(send, target: int) -> None:
         pass
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live (or zombie) process, from /proc; 0 if unreadable."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
             fields = stat.read().rsplit(b")", 1)[1].split()
@@ -192,7 +194,7 @@ def _watch(pid: int, start: float, wall_s: float, cpu_limit_s: float) -> tuple[i
     try:
         # WNOWAIT leaves the child a zombie, so its pid (= its group id) cannot be reused while we signal it.
         while os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
-            if time.monotonic() > deadline or _cpu_seconds(pid) > cpu_limit_s:
+            if time.monotonic() > deadline or cpu_seconds(pid) > cpu_limit_s:
                 fired = True
                 _signal(os.killpg, pid)
                 os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
