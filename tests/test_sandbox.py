@@ -10,7 +10,7 @@ import time
 import polars as pl
 
 from synthsmith import sandbox, sandbox_harness
-from synthsmith.sandbox import CHILD_ENV, DEFAULT_RUNNER, run_jobs
+from synthsmith.sandbox import CHILD_ENV, run_jobs
 from synthsmith.schemas import SANDBOX_JOBS, SANDBOX_RESULTS
 
 
@@ -157,7 +157,7 @@ def test_mixed_batch_has_one_row_per_job_in_input_order():
     ]
     jobs = make_jobs(*({"code": code, "input": "abc\n", "time_limit_s": 0.3, "memory_mb": 128}
                        for code, _ in programs))
-    results = DEFAULT_RUNNER(jobs, workers=2)
+    results = run_jobs(jobs, workers=2)
     assert results["job_id"].to_list() == jobs["job_id"].to_list()
     assert results["status"].to_list() == [status for _, status in programs]
     assert results["output"][6] == "cba\n"

@@ -4,8 +4,8 @@ path (one fresh Python subprocess per job) remains as the fallback and under `ba
 
 Interface (which the later fork-server sandbox must keep): `run_jobs(jobs, workers)` takes a
 SANDBOX_JOBS frame and returns a SANDBOX_RESULTS frame with exactly one row per job, in input
-order, whatever happens to the job or to the runner. Stages take the runner as a parameter
-defaulting to `DEFAULT_RUNNER`, so swapping the implementation touches nothing else.
+order, whatever happens to the job or to the runner. The execute flow only calls `run_jobs`,
+so a replacement that keeps this contract touches nothing else.
 
 Status: ok | syntax_error | runtime_error | timeout | memory_limit | output_limit | killed.
 This isolates by resource limits, a scrubbed environment and a throw-away working directory;
@@ -76,9 +76,6 @@ def run_jobs(jobs: pl.DataFrame, workers: int = 2, batch: bool = True) -> pl.Dat
                 for i, result in zip(indices, done):
                     results[i] = result
     return conform(pl.DataFrame(results, schema=SANDBOX_RESULTS.columns), SANDBOX_RESULTS)
-
-
-DEFAULT_RUNNER = run_jobs
 
 
 def _run_safely(job: dict) -> dict:

@@ -108,10 +108,6 @@ class Gateway:
         return content, None
 
 
-def gateway_from_params(params: LLMParams) -> Gateway:
-    return Gateway(params)
-
-
 def answer_requests(requests: pl.DataFrame, llm: dict, cassette_digest: str | None) -> pl.DataFrame:
     """Shard function for `orchestration.map_shards`. `cassette_digest` only keys the shard cache:
     a replayed answer is stale once the cassette changes."""
