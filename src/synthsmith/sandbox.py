@@ -21,7 +21,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -202,7 +201,7 @@ def _run(job: dict) -> dict:
             start = time.monotonic()
             proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, cwd=work,
                                     env=CHILD_ENV, start_new_session=True)
-            exit_code, cpu_used, timed_out = _wait(proc, wall_s, job["time_limit_s"])
+            exit_code, cpu_used, timed_out = _wait(proc, start, wall_s, job["time_limit_s"])
             wall_ms = (time.monotonic() - start) * 1000
         return _verdict(job, exit_code, cpu_used, timed_out, wall_ms, stdout_path, stderr_path)
 
@@ -230,32 +229,13 @@ def _verdict(job: dict, exit_code: int, cpu_used: float, timed_out: bool, wall_m
     return _result(job, status, output, errors, exit_code, wall_ms, cpu_ms)
 
 
-def _wait(proc: subprocess.Popen, wall_s: float, cpu_limit_s: float) -> tuple[int, float, bool]:
-    """Wait for the child; kill its group once it passes the CPU limit (the verdict is a timeout
-    then anyway, so a busy loop costs the limit, not the wall slack) or the wall limit.
-    Returns (exit code, CPU seconds, killed by us)."""
-    exited, fired = threading.Event(), threading.Event()
-
-    def watch() -> None:
-        deadline, pause = time.monotonic() + wall_s, 0.002
-        while not exited.wait(pause):
-            if time.monotonic() > deadline or sandbox_harness.cpu_seconds(proc.pid) > cpu_limit_s:
-                fired.set()
-                _kill_group(proc.pid)
-                return
-            pause = min(pause * 2, 0.02)  # quick programs are noticed at once, long ones cheaply
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    # WNOWAIT leaves the leader a zombie, so its pid (= the group id) cannot be reused while we
-    # signal the group: killing it is safe until wait4 below reaps it.
-    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
-    exited.set()
-    watcher.join()
-    _kill_group(proc.pid)  # sweep descendants the program left running
-    _, status, usage = os.wait4(proc.pid, 0)  # wait4, not Popen.wait: we need the child's rusage
-    proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not try to reap it again
-    return proc.returncode, usage.ru_utime + usage.ru_stime, fired.is_set()
+def _wait(proc: subprocess.Popen, start: float, wall_s: float, cpu_limit_s: float) -> tuple[int, float, bool]:
+    """The harness's supervisor, for the single-job process: kill its group once it passes the CPU
+    limit (the verdict is a timeout then anyway) or the wall limit, sweep it, reap it with its
+    rusage. Returns (exit code, CPU seconds, killed by us)."""
+    exit_code, cpu_used, fired = sandbox_harness.watch(proc.pid, start, wall_s, cpu_limit_s)
+    proc.returncode = exit_code  # reaped already: Popen must not try again
+    return exit_code, cpu_used, fired
 
 
 def _kill_group(pgid: int) -> None:

@@ -180,8 +180,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _watch(pid: int, start: float, wall_s: float, cpu_limit_s: float) -> tuple[int, float, bool]:
-    """`sandbox._wait` for a forked child: kill its group once it passes the CPU limit or the wall
+def watch(pid: int, start: float, wall_s: float, cpu_limit_s: float) -> tuple[int, float, bool]:
+    """Supervise a child of ours (forked job or the runner's single-job process): kill its group once it passes the CPU limit or the wall
     limit; after exit kill the group (descendants), reap with wait4. (exit code, CPU s, killed by us)."""
     import select
     import time
@@ -263,7 +263,7 @@ def _run_batch(argv: list[str]):
             # The supervisor died mid-job (killed by the job): the job is our child now; finish watching it.
             job_index, pid, start = started
             try:
-                exit_code, cpu, fired = _watch(pid, start, job[6], job[5])
+                exit_code, cpu, fired = watch(pid, start, job[6], job[5])
                 _status_line(status_fd, job_index, exit_code, cpu, fired, time.monotonic() - start)
             except ChildProcessError:  # already reaped by the supervisor: its line is written or the job reruns
                 pass
@@ -296,7 +296,7 @@ def _supervise(job, code, first: int, total: int, status_fd: int, pipe_fd: int):
             _enter_job(root, index, work, memory_mb, cpu_s)
             return mode, code, code_path, entry
         os.write(pipe_fd, f"S {index} {pid} {start!r}\n".encode())
-        exit_code, cpu, fired = _watch(pid, start, wall_s, time_limit_s)
+        exit_code, cpu, fired = watch(pid, start, wall_s, time_limit_s)
         wall = time.monotonic() - start
         _sweep()  # orphans the job left (setsid'd ones too) were re-parented to us
         _status_line(status_fd, index, exit_code, cpu, fired, wall)
