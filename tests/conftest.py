@@ -9,7 +9,9 @@ import os
 import tempfile
 
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="synthsmith-test-prefect-")
-os.environ.pop("PREFECT_API_URL", None)  # tests start their own server, never use the user's
+os.environ.pop("PREFECT_API_URL", None)
+# Shard results of test runs (and of the stage processes they start) stay out of the checkout.
+os.environ["PREFECT_LOCAL_STORAGE_PATH"] = tempfile.mkdtemp(prefix="synthsmith-test-results-")  # tests start their own server, never use the user's
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ["PREFECT_LOGGING_TO_API_ENABLED"] = "false"  # no log flush to a server the session already stopped
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
