@@ -1,29 +1,34 @@
-"""The sandbox runner: one Python process per batch of jobs that share code, mode, entry and
-limits (the pipeline's candidate x test inputs), forking a fresh child per job; the single-job
-path (one fresh Python subprocess per job) remains as the fallback and under `batch=False`.
+"""The sandbox: runs untrusted programs (candidate solutions, test generators) in isolated workers.
 
-Interface (which the later fork-server sandbox must keep): `run_jobs(jobs, workers)` takes a
-SANDBOX_JOBS frame and returns a SANDBOX_RESULTS frame with exactly one row per job, in input
-order, whatever happens to the job or to the runner. The execute flow only calls `run_jobs`,
-so a replacement that keeps this contract touches nothing else.
+Interface: `run_jobs(jobs, workers)` takes a SANDBOX_JOBS frame and returns a SANDBOX_RESULTS
+frame with exactly one row per job, in input order, whatever happens to the job or to a worker.
+The execute flow and `synthsmith sandbox run` only call `run_jobs`.
+
+Each of `workers` threads owns one long-lived worker process (`sandbox_harness`) that pays for
+isolation once (`sandbox_isolation`: namespaces, read-only host, per-job uid and tmpfs) and runs
+batches: jobs sharing (code, mode, entry, limits) are compiled once and forked per input.
+A job the batch does not report on (its worker died) reruns alone on a fresh worker; if that
+fails too, its row says `killed` and why.
 
 Status: ok | syntax_error | runtime_error | timeout | memory_limit | output_limit | killed.
-This isolates by resource limits, a scrubbed environment and a throw-away working directory;
-it is not a security boundary (the child runs as our user).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import queue
+import select
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -48,40 +53,43 @@ CHILD_ENV = {
 PYTHON = [sys.executable, "-S", "-P"]
 
 
-def run_jobs(jobs: pl.DataFrame, workers: int = 2, batch: bool = True) -> pl.DataFrame:
-    """Run every job; one result row per job, in input order.
+log = logging.getLogger(__name__)
+WORKER_START_S = 30.0  # a worker's start-up (interpreter, namespaces) is ~50 ms; this only bounds a hang
 
-    With `batch` (the default), jobs sharing (code, mode, entry, time_limit_s, memory_mb) run in
-    one harness process that compiles the code once and forks a child per input (see
-    `sandbox_harness`); a job the batch leaves without a status line reruns alone on the
-    single-job path, which `batch=False` forces for every job."""
+
+class SandboxError(RuntimeError):
+    """The sandbox itself cannot run (a worker does not start): not any job's fault."""
+
+
+def run_jobs(jobs: pl.DataFrame, workers: int = 2) -> pl.DataFrame:
+    """Run every job; one result row per job, in input order."""
     rows = conform(jobs, SANDBOX_JOBS).to_dicts()
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        if not batch:
-            results = list(pool.map(_run_safely, rows))  # map yields in input order
+    results: list[dict | None] = [None] * len(rows)
+    groups: dict[tuple, list[int]] = {}
+    for i, job in enumerate(rows):
+        early = _precheck_safely(job)
+        if early is not None:
+            results[i] = early
         else:
-            results: list[dict | None] = [None] * len(rows)
-            groups: dict[tuple, list[int]] = {}
-            for i, job in enumerate(rows):
-                early = _precheck_safely(job)
-                if early is not None:
-                    results[i] = early
-                else:
-                    key = (job["code"], job["mode"], job["entry"], job["time_limit_s"], job["memory_mb"])
-                    groups.setdefault(key, []).append(i)
-            batches = _split(list(groups.values()), max(1, workers))
-            batch_results = pool.map(lambda indices: _run_batch_safely([rows[i] for i in indices]), batches)
-            for indices, done in zip(batches, batch_results):
-                for i, result in zip(indices, done):
-                    results[i] = result
+            key = (job["code"], job["mode"], job["entry"], job["time_limit_s"], job["memory_mb"])
+            groups.setdefault(key, []).append(i)
+    batches = _split(list(groups.values()), max(1, workers))
+    with _Pool(max(1, workers)) as pool:
+        for indices, reported in zip(batches, pool.run([[rows[i] for i in b] for b in batches])):
+            for position, i in enumerate(indices):
+                results[i] = reported.get(position)
+        lost = [i for i, result in enumerate(results) if result is None]
+        # Alone, on a fresh worker: a job that broke its worker cannot take other jobs with it.
+        for i, reported in zip(lost, pool.run([[rows[i]] for i in lost])):
+            results[i] = reported.get(0) or _result(
+                rows[i], "killed", stderr=f"the sandbox worker died running this job, twice\n{pool.last_error}")
     return conform(pl.DataFrame(results, schema=SANDBOX_RESULTS.columns), SANDBOX_RESULTS)
 
 
-def _run_safely(job: dict) -> dict:
-    try:
-        return _run(job)
-    except Exception:  # a runner failure is this job's result, never a lost row
-        return _result(job, "killed", stderr=traceback.format_exc()[-STDERR_CHARS:])
+def probe_isolation() -> dict[str, str]:
+    """What a worker gets on this machine: protection -> 'on: ...' or 'OFF: <reason>'."""
+    with _Pool(1) as pool:
+        return pool.isolation()
 
 
 def _result(job: dict, status: str, output: str | None = None, stderr: str = "",
@@ -116,7 +124,7 @@ def _precheck(job: dict) -> dict | None:
 def _precheck_safely(job: dict) -> dict | None:
     try:
         return _precheck(job)
-    except Exception:
+    except Exception:  # a bad row is this job's result, never a lost row
         return _result(job, "killed", stderr=traceback.format_exc()[-STDERR_CHARS:])
 
 
@@ -129,81 +137,174 @@ def _limits(job: dict) -> tuple[int, float]:
     return math.ceil(job["time_limit_s"]) + 1, job["time_limit_s"] * 1.5 + 0.25
 
 
-def _run_batch_safely(jobs: list[dict]) -> list[dict]:
-    """One result per job, in order; whatever the batch did not report reruns on the single-job path."""
-    try:
-        reported = _run_batch(jobs)
-    except Exception:  # a batch runner failure costs speed, never a row
-        reported = {}
-    return [reported[i] if i in reported else _run_safely(job) for i, job in enumerate(jobs)]
+class _Worker:
+    """One isolated worker process, reused for many batches."""
+
+    def __init__(self, sandbox_dir: Path) -> None:
+        self.errors = tempfile.TemporaryFile()
+        home = os.path.expanduser("~")  # hidden from jobs, with /root
+        self.proc = subprocess.Popen([*PYTHON, str(HARNESS), "worker", str(sandbox_dir), home],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors,
+                                     cwd=sandbox_dir, env=CHILD_ENV, start_new_session=True)
+        self.pending = b""
+        line = self.read_line(WORKER_START_S)
+        if line is None:
+            self.kill()
+            raise SandboxError(f"the sandbox worker did not start:\n{self.error_tail()}")
+        self.isolation: dict[str, str] = json.loads(line)
+
+    def run(self, command: list, timeout: float) -> bool:
+        """Send one batch; True once the worker reports it done, False if it died or hung."""
+        try:
+            self.proc.stdin.write(json.dumps(command).encode() + b"\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            return False
+        return self.read_line(timeout) == "done"
+
+    def read_line(self, timeout: float) -> str | None:
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                return None
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return None
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
+        return line.decode()
+
+    def error_tail(self) -> str:
+        self.errors.seek(0, os.SEEK_END)
+        self.errors.seek(max(0, self.errors.tell() - STDERR_CHARS))
+        return self.errors.read().decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()  # EOF: the worker ends its loop
+            self.proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            self.kill()
+        self.errors.close()
+
+    def kill(self) -> None:
+        _kill_group(self.proc.pid)  # the worker's namespace init dies with it (PDEATHSIG)
+        self.proc.wait()
 
 
-def _run_batch(jobs: list[dict]) -> dict[int, dict]:
-    """Run jobs sharing code/mode/entry/limits in one harness; results of the jobs it reported on."""
-    first = jobs[0]
-    cpu_s, wall_s = _limits(first)
-    reported: dict[int, dict] = {}
-    with tempfile.TemporaryDirectory(prefix="synthsmith-batch-") as tmp:
-        root = Path(tmp)
-        code_path = root / "solution.py"
-        code_path.write_text(first["code"], encoding="utf-8")
-        for i, job in enumerate(jobs):
-            (root / f"{i}.in").write_text(job["input"] or "", encoding="utf-8")
-        argv = [*PYTHON, str(HARNESS), "batch", first["mode"], str(code_path), first["entry"] or "",
-                str(int(first["memory_mb"])), str(cpu_s), repr(float(first["time_limit_s"])), repr(wall_s),
-                str(root), str(len(jobs))]
-        with open(root / "harness.err", "wb") as harness_err:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=harness_err, cwd=root, env=CHILD_ENV, start_new_session=True)
-            try:  # the harness enforces every limit itself; this only bounds a wedged harness
-                proc.wait(timeout=len(jobs) * (wall_s + 1) + 10)
-            except subprocess.TimeoutExpired:
-                _kill_group(proc.pid)
-                proc.wait()
-        statuses: dict[int, dict] = {}
-        status_path = root / "status"
-        if status_path.exists():
-            for line in status_path.read_text(encoding="utf-8", errors="replace").splitlines():
-                try:
-                    status = json.loads(line)
-                    index = int(status["index"])
-                    if 0 <= index < len(jobs):
-                        statuses[index] = status
-                except (ValueError, KeyError, TypeError):
-                    continue  # a torn or foreign line: that job reruns
-        for index, status in statuses.items():
+class _Pool:
+    """`size` threads, each driving one worker; a worker that dies or hangs is replaced."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.last_error = ""
+        self.warned = False
+
+    def __enter__(self) -> "_Pool":
+        # The jobs' uid must reach its working directory: traversable, not listable.
+        self.dir = Path(tempfile.mkdtemp(prefix="synthsmith-sandbox-"))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def isolation(self) -> dict[str, str]:
+        worker = _Worker(self.dir)
+        worker.close()
+        return worker.isolation
+
+    def run(self, batches: list[list[dict]]) -> list[dict[int, dict]]:
+        """Per batch: {position in batch: result} for the jobs it reported on."""
+        done: list[dict[int, dict]] = [{} for _ in batches]
+        todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for number in range(len(batches)):
+            todo.put(number)
+        failures: list[BaseException] = []
+
+        def drain() -> None:
+            worker = None
             try:
-                reported[index] = _verdict(
-                    jobs[index], int(status["exit_code"]), float(status["cpu_s"]), bool(status["killed_by_us"]),
-                    float(status["wall_s"]) * 1000, root / f"{index}.out", root / f"{index}.err")
-            except (OSError, ValueError, KeyError, TypeError):
+                while True:
+                    try:
+                        number = todo.get_nowait()
+                    except queue.Empty:
+                        return
+                    if worker is None:
+                        worker = _Worker(self.dir)
+                        self._warn(worker.isolation)
+                    done[number], healthy = self._run_batch(worker, batches[number])
+                    if not healthy:
+                        self.last_error = worker.error_tail()
+                        worker.kill()
+                        worker = None
+            except BaseException as exc:  # re-raised below, after the other threads finish
+                failures.append(exc)
+            finally:
+                if worker is not None:
+                    worker.close()
+
+        threads = [threading.Thread(target=drain) for _ in range(min(self.size, len(batches)))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if failures:
+            raise failures[0]
+        return done
+
+    def _warn(self, isolation: dict[str, str]) -> None:
+        off = {name: state for name, state in isolation.items() if not state.startswith("on")}
+        if off and not self.warned:
+            self.warned = True
+            log.warning("sandbox isolation is incomplete on this machine: %s", off)
+
+    def _run_batch(self, worker: _Worker, jobs: list[dict]) -> tuple[dict[int, dict], bool]:
+        """Run jobs sharing code/mode/entry/limits on one worker: (results it reported, worker healthy)."""
+        first = jobs[0]
+        cpu_s, wall_s = _limits(first)
+        root = Path(tempfile.mkdtemp(prefix="batch-", dir=self.dir))
+        try:
+            _write_private(root / "solution.py", first["code"])
+            for i, job in enumerate(jobs):
+                _write_private(root / f"{i}.in", job["input"] or "")
+            command = [first["mode"], str(root / "solution.py"), first["entry"] or "", int(first["memory_mb"]),
+                       cpu_s, float(first["time_limit_s"]), wall_s, str(root), len(jobs)]
+            # The worker enforces every limit itself; this only bounds a wedged worker.
+            healthy = worker.run(command, timeout=len(jobs) * (wall_s + 1) + 10)
+            return _collect(jobs, root), healthy
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _write_private(path: Path, text: str) -> None:
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _collect(jobs: list[dict], root: Path) -> dict[int, dict]:
+    """Verdicts of the jobs with a status line in ROOT/status; a torn or foreign line is skipped."""
+    statuses: dict[int, dict] = {}
+    status_path = root / "status"
+    if status_path.exists():
+        for line in status_path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                status = json.loads(line)
+                index = int(status["index"])
+                if 0 <= index < len(jobs):
+                    statuses[index] = status
+            except (ValueError, KeyError, TypeError):
                 continue
+    reported: dict[int, dict] = {}
+    for index, status in statuses.items():
+        try:
+            reported[index] = _verdict(
+                jobs[index], int(status["exit_code"]), float(status["cpu_s"]), bool(status["killed_by_us"]),
+                float(status["wall_s"]) * 1000, root / f"{index}.out", root / f"{index}.err")
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
     return reported
-
-
-def _run(job: dict) -> dict:
-    """The single-job path: one fresh interpreter for this job (the batch fallback)."""
-    early = _precheck(job)
-    if early is not None:
-        return early
-    cpu_s, wall_s = _limits(job)
-    with tempfile.TemporaryDirectory(prefix="synthsmith-job-") as tmp:
-        root = Path(tmp)
-        work = root / "work"  # the child's cwd; the I/O files sit beside it so its own files never clobber them
-        work.mkdir()
-        code_path, stdin_path, stdout_path, stderr_path = (
-            root / name for name in ("solution.py", "stdin", "stdout", "stderr"))
-        code_path.write_text(job["code"], encoding="utf-8")
-        stdin_path.write_text(job["input"] or "", encoding="utf-8")  # a file, so no pipe can deadlock
-        with open(stdin_path, "rb") as stdin, open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
-            argv = [*PYTHON, str(HARNESS), job["mode"], str(code_path), job["entry"] or "",
-                    str(int(job["memory_mb"])), str(cpu_s)]
-            start = time.monotonic()
-            proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, cwd=work,
-                                    env=CHILD_ENV, start_new_session=True)
-            exit_code, cpu_used, timed_out = _wait(proc, start, wall_s, job["time_limit_s"])
-            wall_ms = (time.monotonic() - start) * 1000
-        return _verdict(job, exit_code, cpu_used, timed_out, wall_ms, stdout_path, stderr_path)
 
 
 def _verdict(job: dict, exit_code: int, cpu_used: float, timed_out: bool, wall_ms: float,
@@ -227,15 +328,6 @@ def _verdict(job: dict, exit_code: int, cpu_used: float, timed_out: bool, wall_m
     else:
         status = "ok"
     return _result(job, status, output, errors, exit_code, wall_ms, cpu_ms)
-
-
-def _wait(proc: subprocess.Popen, start: float, wall_s: float, cpu_limit_s: float) -> tuple[int, float, bool]:
-    """The harness's supervisor, for the single-job process: kill its group once it passes the CPU
-    limit (the verdict is a timeout then anyway) or the wall limit, sweep it, reap it with its
-    rusage. Returns (exit code, CPU seconds, killed by us)."""
-    exit_code, cpu_used, fired = sandbox_harness.watch(proc.pid, start, wall_s, cpu_limit_s)
-    proc.returncode = exit_code  # reaped already: Popen must not try again
-    return exit_code, cpu_used, fired
 
 
 def _kill_group(pgid: int) -> None:

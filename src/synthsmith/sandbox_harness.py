@@ -1,26 +1,27 @@
-"""In-child harness: apply the job's limits, then run one untrusted program.
+"""The sandbox worker: a long-lived, isolated process that runs batches of untrusted jobs.
 
-Single job: `python -S -P sandbox_harness.py MODE CODE_PATH ENTRY MEMORY_MB CPU_S`.
-Batch (one program, many inputs, one interpreter start-up):
-`python -S -P sandbox_harness.py batch MODE CODE_PATH ENTRY MEMORY_MB CPU_S TIME_LIMIT_S WALL_S ROOT COUNT`
-reads ROOT/<i>.in and writes ROOT/<i>.out, ROOT/<i>.err and one status line per job to ROOT/status.
-It must stay stdlib-only and import nothing from synthsmith: the child runs without site-packages.
-The parent imports it only for the constants below (no side effects at import).
+`python -S -P sandbox_harness.py worker SANDBOX_DIR HOME` enters its namespaces (`sandbox_isolation`),
+writes one JSON line (the isolation report) to stdout, then reads one JSON command per line on
+stdin: [MODE, CODE_PATH, ENTRY, MEMORY_MB, CPU_S, TIME_LIMIT_S, WALL_S, ROOT, COUNT]. For each it
+runs the batch (ROOT/<i>.in -> ROOT/<i>.out, ROOT/<i>.err, one status line per job in
+ROOT/status) and answers "done". It must stay stdlib-only and import nothing from synthsmith: it
+runs without site-packages. The parent imports it only for the constants below.
 
-Batch process tree: the harness process is the *reaper* (a child subreaper); it forks a
-*supervisor* (also a subreaper) that compiles nothing new, forks one job child per input, watches
-it exactly like `sandbox._wait` (CPU poll, wall limit, killpg, wait4) and then kills whatever the
-job left behind (orphans are re-parented to the supervisor, even setsid'd ones). If a job kills
-the supervisor (`os.kill(os.getppid(), 9)`), the job and its descendants fall to the reaper, which
-finishes watching that job, writes its status line, sweeps, and forks a new supervisor for the
-remaining inputs. A job child returns up the stack to `__main__` and runs there, then ends like
-a single job would (SystemExit codes, traceback, threads, atexit, flush) without paying for a
-full interpreter shutdown (`_finish_job`).
+Process tree per batch: the worker forks a *reaper* (a child subreaper) that compiles the code
+once and forks a *supervisor* (also a subreaper), which forks one job child per input, watches it
+(CPU poll, wall limit, killpg, wait4) and then kills whatever the job left behind (orphans are
+re-parented to the supervisor, even setsid'd ones). Jobs run under another uid, so they cannot
+signal any of these; where they can (no uid of their own), a job that kills its supervisor falls
+to the reaper, which finishes watching it, writes its status line, sweeps, and forks a new
+supervisor for the remaining inputs. A job child returns up the stack to `__main__` and runs
+there, then ends like a normal interpreter exit would, without paying for a full interpreter
+shutdown (`_finish_job`).
 """
 
 from __future__ import annotations
 
 import builtins
+import json
 import os
 import resource
 import sys
@@ -29,12 +30,10 @@ MEMORY_EXIT = 86  # exit code meaning "MemoryError": distinct from Python's 1 (u
 OUTPUT_CAP_BYTES = 8 << 20  # stdout/stderr files may reach this size; one byte more means output_limit
 RECURSION_LIMIT = 500_000  # depth-1e5 DFS must work even at 2-3 frames a level (3.11 counts lru_cache's C call too)
 OPEN_FILES = 64
-PROCESSES = 512  # RLIMIT_NPROC counts every process of the uid (and is ignored for root): a fork-bomb brake only
+PROCESSES = 64  # RLIMIT_NPROC: processes and threads of the job's uid, which is the job's own (see sandbox_isolation)
 
 
 def _apply_limits(memory_mb: int, cpu_s: int) -> None:
-    # Set here, after exec, rather than in Popen(preexec_fn=...): preexec_fn is unsafe in a
-    # threaded parent, and the runner forks from worker threads. Only this trusted code runs first.
     memory = memory_mb << 20
     _, stack_hard = resource.getrlimit(resource.RLIMIT_STACK)
     stack = memory if stack_hard == resource.RLIM_INFINITY else min(memory, stack_hard)
@@ -84,16 +83,6 @@ def _call_function(code, entry: str, namespace: dict) -> None:
     sys.stdout.flush()
     with os.fdopen(result_fd, "w", encoding="utf-8") as out:
         out.write(result)
-
-
-def main(argv: list[str]) -> None:
-    mode, code_path, entry, memory_mb, cpu_s = argv[1:]
-    _apply_limits(int(memory_mb), int(cpu_s))
-    sys.setrecursionlimit(RECURSION_LIMIT)
-    _flush_on_fast_exit()
-    with open(code_path, encoding="utf-8") as source:
-        code = compile(source.read(), code_path, "exec")  # real path: tracebacks show source lines
-    _execute(mode, code, code_path, entry)
 
 
 def _execute(mode: str, code, code_path: str, entry: str, namespace: dict | None = None) -> None:
@@ -218,19 +207,78 @@ def _status_line(fd: int, index: int, exit_code: int, cpu: float, fired: bool, w
     os.write(fd, line.encode())  # O_APPEND, unbuffered: on disk as soon as the job is done
 
 
-def _remove_tree(path: str) -> None:
-    import shutil
-    shutil.rmtree(path, ignore_errors=True)
+def _load_isolation():
+    """`sandbox_isolation` from beside this file, without putting our package on the jobs' sys.path."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_isolation.py")
+    spec = importlib.util.spec_from_file_location("sandbox_isolation", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _run_batch(argv: list[str]):
+def _serve(sandbox_dir: str, home: str):
+    """The worker loop. Returns (mode, code, code_path, entry) only in a job child."""
+    isolation = _load_isolation().Isolation()
+    commands, replies = os.dup(0), os.dup(1)  # the parent's pipes; jobs get files on 0-2 instead
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.close(null)
+    if isolation.enter(sandbox_dir):
+        init = os.fork()  # the first child is PID 1 of the new PID namespace
+        if init:
+            os.close(commands)  # only init holds the pipes: its death is EOF for the parent
+            os.close(replies)
+            _, status = os.waitpid(init, 0)
+            _REAL_EXIT(os.waitstatus_to_exitcode(status) & 0xFF)
+        _prctl(_PR_SET_PDEATHSIG, 9)  # the parent killing the worker takes the whole namespace down
+    isolation.as_init(sandbox_dir, homes=["/root", home], libraries=[p for p in sys.path if os.path.isdir(p)])
+    _become_subreaper()  # without a PID namespace, orphans of a killed reaper still come to us
+    os.write(replies, (json.dumps(isolation.report) + "\n").encode())
+    for line in _lines(commands):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        reaper = os.fork()
+        if reaper == 0:
+            os.close(commands)
+            os.close(replies)
+            found = _run_batch(json.loads(line), isolation)
+            if found is not None:
+                return found
+            _REAL_EXIT(0)
+        os.waitpid(reaper, 0)
+        _sweep()  # what a killed reaper left behind
+        os.write(replies, b"done\n")
+    _REAL_EXIT(0)
+
+
+def _lines(fd: int):
+    pending = b""
+    while True:
+        while b"\n" not in pending:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return
+            pending += chunk
+        line, pending = pending.split(b"\n", 1)
+        yield line
+
+
+def _run_batch(command: list, isolation):
     """Reaper. Returns (mode, code, code_path, entry) only in a job child; every other process
     of the tree ends with os._exit."""
-    mode, code_path, entry, memory_mb, cpu_s, time_limit_s, wall_s, root, count = argv[2:]
+    mode, code_path, entry, memory_mb, cpu_s, time_limit_s, wall_s, root, count = command
     job = (mode, code_path, entry, int(memory_mb), int(cpu_s), float(time_limit_s), float(wall_s), root)
     with open(code_path, encoding="utf-8") as source:
-        code = compile(source.read(), code_path, "exec")  # once for the whole batch
+        text = source.read()
+    code = compile(text, code_path, "exec")  # once for the whole batch
+    import linecache
     import time
+
+    # Tracebacks show source lines without the job reading the file (it may not, as another uid).
+    linecache.cache[code_path] = (len(text), None, text.splitlines(True), code_path)
 
     status_fd = os.open(os.path.join(root, "status"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     _become_subreaper()
@@ -242,7 +290,7 @@ def _run_batch(argv: list[str]):
         supervisor = os.fork()
         if supervisor == 0:
             os.close(read_end)
-            found = _supervise(job, code, index, total, status_fd, write_end)
+            found = _supervise(job, code, index, total, status_fd, write_end, isolation)
             if found is not None:
                 return found
             _REAL_EXIT(0)
@@ -267,7 +315,7 @@ def _run_batch(argv: list[str]):
                 _status_line(status_fd, job_index, exit_code, cpu, fired, time.monotonic() - start)
             except ChildProcessError:  # already reaped by the supervisor: its line is written or the job reruns
                 pass
-            _remove_tree(os.path.join(root, f"work-{job_index}"))
+            isolation.remove_workdir(os.path.join(root, f"work-{job_index}"))
             done = job_index
         _sweep()
         if done < index:
@@ -276,7 +324,7 @@ def _run_batch(argv: list[str]):
     _REAL_EXIT(0)
 
 
-def _supervise(job, code, first: int, total: int, status_fd: int, pipe_fd: int):
+def _supervise(job, code, first: int, total: int, status_fd: int, pipe_fd: int, isolation):
     import time
 
     mode, code_path, entry, memory_mb, cpu_s, time_limit_s, wall_s, root = job
@@ -287,13 +335,13 @@ def _supervise(job, code, first: int, total: int, status_fd: int, pipe_fd: int):
         if os.getppid() != reaper:
             return None  # the reaper is gone (its parent already took what was reported)
         work = os.path.join(root, f"work-{index}")
-        os.mkdir(work)  # fresh and empty; removed after the job, so no job sees another's files
+        isolation.make_workdir(work)  # fresh and empty; removed after the job, so no job sees another's files
         sys.stdout.flush()
         sys.stderr.flush()
         start = time.monotonic()
         pid = os.fork()
         if pid == 0:
-            _enter_job(root, index, work, memory_mb, cpu_s)
+            _enter_job(root, index, work, memory_mb, cpu_s, isolation)
             return mode, code, code_path, entry
         os.write(pipe_fd, f"S {index} {pid} {start!r}\n".encode())
         exit_code, cpu, fired = watch(pid, start, wall_s, time_limit_s)
@@ -301,21 +349,23 @@ def _supervise(job, code, first: int, total: int, status_fd: int, pipe_fd: int):
         _sweep()  # orphans the job left (setsid'd ones too) were re-parented to us
         _status_line(status_fd, index, exit_code, cpu, fired, wall)
         os.write(pipe_fd, f"D {index}\n".encode())
-        _remove_tree(work)
+        isolation.remove_workdir(work)
     return None
 
 
-def _enter_job(root: str, index: int, work: str, memory_mb: int, cpu_s: int) -> None:
-    """In the job child: own session, per-job stdio files, only fds 0-2 open, fresh cwd, limits."""
+def _enter_job(root: str, index: int, work: str, memory_mb: int, cpu_s: int, isolation) -> None:
+    """In the job child: own session, per-job stdio files, only fds 0-2 open, fresh cwd, limits,
+    then the job's own uid without capabilities."""
     os.setsid()
     flags = (os.O_RDONLY, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     for fd, (suffix, flag) in enumerate(zip(("in", "out", "err"), flags)):
-        opened = os.open(os.path.join(root, f"{index}.{suffix}"), flag, 0o644)
+        opened = os.open(os.path.join(root, f"{index}.{suffix}"), flag, 0o600)
         os.dup2(opened, fd)
         os.close(opened)
     os.closerange(3, 1 << 16)  # the status file and the supervisor's pipe stay out of reach
     os.chdir(work)
     _apply_limits(memory_mb, cpu_s)
+    isolation.drop_privileges()
     sys.setrecursionlimit(RECURSION_LIMIT)
     _flush_on_fast_exit()
 
@@ -352,7 +402,8 @@ def _finish_job(mode: str, code, code_path: str, entry: str) -> None:
         sys.excepthook(*sys.exc_info())
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if not stream.closed:  # a program may close its stdout; CPython then skips it too
+                stream.flush()
         except Exception:
             if stream is sys.stdout:
                 exit_code = exit_code or 120
@@ -373,7 +424,4 @@ def _system_exit_code(exc: SystemExit) -> int:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "batch":
-        _finish_job(*_run_batch(sys.argv))  # only a job child gets here
-    else:
-        main(sys.argv)
+    _finish_job(*_serve(sys.argv[2], sys.argv[3]))  # only a job child gets here; the worker itself ends in _serve
