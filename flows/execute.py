@@ -1,12 +1,12 @@
 """Stage `execute`: every candidate on every input of its task, in the sandbox."""
 
 from synthsmith.orchestration import map_shards, read_table, run_stage, write_tables
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from synthsmith import schemas
 from synthsmith.funnel import funnel
 from synthsmith.params import load_params
-from synthsmith.sandbox import run_jobs
+from synthsmith.sandbox import probe_isolation, run_jobs
 from synthsmith.stages import execute
 
 
@@ -17,6 +17,7 @@ def execute_flow(params_path: str = "params.yaml") -> None:
     tests = read_table("data/generate_tests/tests.parquet", schemas.TEST_INPUTS)
     candidates = read_table("data/generate_solutions/solutions.parquet", schemas.SOLUTIONS)
     jobs = execute.build_jobs(candidates, tests, tasks, settings)
+    get_run_logger().info("sandbox isolation: %s", probe_isolation())
     results = map_shards(run_jobs, jobs, settings.shard_size, "sandbox runs", workers=settings.workers)
     table = execute.executions(jobs, results, candidates)
     write_tables("data/execute", {"executions": table, "funnel": funnel(

@@ -16,7 +16,8 @@ def verify_flow(params_path: str = "params.yaml") -> None:
     runs = read_table("data/execute/executions.parquet", schemas.EXECUTIONS)
     tests = read_table("data/generate_tests/tests.parquet", schemas.TEST_INPUTS)
     verdicts, agreement = task(verify, name="dual verification")(
-        runs, tests.select("task_id", "test_id", "input", "weight"), seed=settings.seed, method=settings.method)
+        runs, tests.select("task_id", "test_id", "input", "weight"), seed=settings.seed, method=settings.method,
+        float_tol=settings.float_tol)
     kept = int(verdicts["kept"].sum())
     dropped = dict(verdicts.filter(~pl.col("kept")).group_by("reason").len().iter_rows())
     write_tables("data/verify", {"verdicts": verdicts, "agreement": agreement,

@@ -110,16 +110,19 @@ def test_no_secret_in_environment_proc_or_home():
     home.chmod(0o755)
     (home / ".netrc").write_text(f"machine api password {secret}\n")
     job = textwrap.dedent(f"""
-        import os
-        seen = [k for k, v in os.environ.items() if {secret!r} in v]
+        import os, subprocess
+        sleeper = subprocess.Popen(["/bin/sleep", "5"])  # an exec'd child: its environ is readable
+        seen, readable = [k for k, v in os.environ.items() if {secret!r} in v], 0
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
-                if {secret!r}.encode() in open(f"/proc/{{pid}}/environ", "rb").read():
-                    seen.append(pid)
+                environ = open(f"/proc/{{pid}}/environ", "rb").read()
             except OSError:
-                pass
-        scan_works = b"PYTHONHASHSEED=" in open("/proc/self/environ", "rb").read()
-        print(scan_works, seen, os.listdir({str(home)!r}))
+                continue
+            readable += b"PYTHONHASHSEED=" in environ
+            if {secret!r}.encode() in environ:
+                seen.append(pid)
+        sleeper.kill()
+        print(readable > 0, seen, os.listdir({str(home)!r}))
         print(sorted(os.environ))
     """)
     # The secret must sit in the initial environment of the process that runs the sandbox, so

@@ -59,6 +59,14 @@ def test_clear_majority_is_kept_with_the_right_golden_solution_and_tests():
     ]
 
 
+def test_a_run_within_the_float_tolerance_passes_even_across_a_rounding_bucket():
+    # 1.0000049 and 1.0000051 fall in different vote buckets at 1e-6 but match within 1e-6:
+    # "a" passes every test, ties b/c/d on score and wins on the lowest id. At 1e-9 they differ.
+    near = make_runs("t", {"a": {k: "1.0000051" for k in RIGHT}, **{s: {k: "1.0000049" for k in RIGHT} for s in "bcd"}})
+    assert one(verify(near, TESTS)[0])["golden_solution_id"] == "a"
+    assert one(verify(near, TESTS, float_tol=1e-9)[0])["golden_solution_id"] == "b"
+
+
 def test_a_tie_drops_that_input():
     runs = MAJORITY.with_columns(
         output=pl.when((pl.col("test_id") == "x3") & pl.col("solution_id").is_in(["c", "d"]))

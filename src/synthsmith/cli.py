@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+sandbox_app = typer.Typer(no_args_is_help=True, help="Run untrusted programs in the isolated sandbox.")
+app.add_typer(sandbox_app, name="sandbox")
 
 
 @app.command()
@@ -47,11 +49,9 @@ def verify(
     out: Path = typer.Option(..., "--out", help="Where to write the VERDICTS Parquet."),
     seed: int = typer.Option(0, "--seed", help="Seed of the golden/validation split."),
     method: str = typer.Option("paper", "--method", help="Verification method (see stages.verify.METHODS)."),
+    float_tol: float = typer.Option(1e-6, "--float-tol", min=0, help="Tolerance for float tokens (rel/abs)."),
 ) -> None:
     """Dual-verify tasks: vote expected outputs, keep tasks whose golden and validation winners agree."""
-    import os
-    import tempfile
-
     import polars as pl
 
     from synthsmith import schemas
@@ -65,21 +65,79 @@ def verify(
             typer.echo(f"error: {path}: {exc}", err=True)
             raise typer.Exit(2) from exc
     try:
-        verdicts, _ = dual_verify(*frames, seed=seed, method=method)
+        verdicts, _ = dual_verify(*frames, seed=seed, method=method, float_tol=float_tol)
     except ValueError as exc:  # unknown method, duplicate rows, negative weights
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    # Write beside the target, then rename: readers never see a half-written file.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        verdicts.write_parquet(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    _write_atomically(verdicts, out)
     dropped = verdicts.filter(~pl.col("kept"))["reason"].value_counts().sort("reason").iter_rows()
     detail = ", ".join(f"{reason}={n}" for reason, n in dropped)
     typer.echo(f"verify: kept {verdicts['kept'].sum()}/{verdicts.height} tasks"
                + (f" (dropped: {detail})" if detail else "") + f" -> {out}")
+
+
+@sandbox_app.command("run")
+def sandbox_run(
+    jobs_path: Path = typer.Argument(..., exists=True, dir_okay=False, metavar="JOBS.parquet",
+                                     help="job_id, code, mode (stdio|function), entry, input, time_limit_s, memory_mb."),
+    out: Path = typer.Argument(..., metavar="OUT.parquet",
+                               help="Written: job_id, status, output, stderr, exit_code, wall_ms, cpu_ms."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Isolated worker processes (one per core)."),
+) -> None:
+    """Run every job in the sandbox: one OUT row per JOBS row, whatever the job does."""
+    import time
+
+    import polars as pl
+
+    from synthsmith import schemas
+    from synthsmith.sandbox import SandboxError, probe_isolation, run_jobs
+
+    try:
+        jobs = schemas.conform(pl.read_parquet(jobs_path), schemas.SANDBOX_JOBS)
+    except (schemas.ContractError, pl.exceptions.PolarsError, OSError) as exc:
+        typer.echo(f"error: {jobs_path}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    try:
+        _echo_isolation(probe_isolation())
+        start = time.perf_counter()
+        results = run_jobs(jobs, workers=workers)
+    except SandboxError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    elapsed = time.perf_counter() - start
+    _write_atomically(results, out)
+    counts = ", ".join(f"{status}={n}" for status, n in results["status"].value_counts().sort("status").iter_rows())
+    typer.echo(f"sandbox: {results.height} jobs in {elapsed:.1f} s ({results.height / max(elapsed, 1e-9):.0f}/s; "
+               f"{counts}) -> {out}")
+
+
+@sandbox_app.command("check")
+def sandbox_check() -> None:
+    """Show which protections the sandbox gets on this machine; exit 1 if any is off."""
+    from synthsmith.sandbox import probe_isolation
+
+    report = probe_isolation()
+    _echo_isolation(report)
+    if any(not state.startswith("on") for state in report.values()):
+        raise typer.Exit(1)
+
+
+def _echo_isolation(report: dict[str, str]) -> None:
+    for name, state in report.items():
+        typer.echo(f"isolation {name:>10}: {state}", err=True)
+
+
+def _write_atomically(frame, out: Path) -> None:
+    """Write beside the target, then rename: readers never see a half-written file."""
+    import os
+    import tempfile
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        frame.write_parquet(tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        os.unlink(tmp)
+        raise

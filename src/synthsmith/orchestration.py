@@ -39,7 +39,12 @@ def frame_hash(frame: pl.DataFrame) -> str:
 
 
 def code_hash(fn: Callable) -> str:
-    return hashlib.sha256(inspect.getsource(sys.modules[fn.__module__]).encode()).hexdigest()
+    """fn's module source, plus the files it declares in CODE_FILES (code it runs but does not import)."""
+    module = sys.modules[fn.__module__]
+    digest = hashlib.sha256(inspect.getsource(module).encode())
+    for path in getattr(module, "CODE_FILES", ()):
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
 
 
 def _shard_key(context, parameters: dict) -> str:

@@ -93,6 +93,7 @@ class ExecuteParams(_Section):
 class VerifyParams(_Section):
     method: str = "paper"
     seed: int = 0
+    float_tol: float = Field(1e-6, ge=0)  # relative/absolute tolerance for float tokens in outputs
 
 
 class ExportParams(_Section):

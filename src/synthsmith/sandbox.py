@@ -37,6 +37,7 @@ from synthsmith import sandbox_harness
 from synthsmith.schemas import SANDBOX_JOBS, SANDBOX_RESULTS, conform
 
 HARNESS = Path(sandbox_harness.__file__)
+CODE_FILES = (HARNESS, HARNESS.with_name("sandbox_isolation.py"))  # run in workers; cached results depend on them
 STDERR_CHARS = 2_000
 # Built from scratch, nothing copied from the parent: no API keys or proxies reach the child.
 CHILD_ENV = {
@@ -98,13 +99,14 @@ def _result(job: dict, status: str, output: str | None = None, stderr: str = "",
             "exit_code": exit_code, "wall_ms": wall_ms, "cpu_ms": cpu_ms}
 
 
-MAX_BATCH = 64  # jobs per harness process: bounds one batch's temp files and its share of a worker
+MAX_BATCH = 64  # jobs per batch: bounds one batch's temp files and its share of a worker
 
 
 def _split(groups: list[list[int]], workers: int) -> list[list[int]]:
-    """Cut groups into batches of at most MAX_BATCH, and fine enough that `workers` threads all get work."""
+    """Cut groups into batches of at most MAX_BATCH, and fine enough (about four per worker) that
+    `workers` threads share the work evenly even when one program times out on every input."""
     total = sum(map(len, groups))
-    size = max(1, min(MAX_BATCH, math.ceil(total / workers)))
+    size = max(1, min(MAX_BATCH, math.ceil(total / (4 * workers))))
     return [group[start:start + size] for group in groups for start in range(0, len(group), size)]
 
 

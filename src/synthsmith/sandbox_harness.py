@@ -44,6 +44,7 @@ def _apply_limits(memory_mb: int, cpu_s: int) -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (OUTPUT_CAP_BYTES + 1, OUTPUT_CAP_BYTES + 1))
     resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
     resource.setrlimit(resource.RLIMIT_NPROC, (PROCESSES, PROCESSES))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crashing job writes no core file
 
 
 def _flush_on_fast_exit() -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import polars as pl
 
 from synthsmith import schemas
-from synthsmith.compare import vote_key
+from synthsmith.compare import outputs_match, vote_key
 from synthsmith.stages.test_inputs import size_quartile_weight
 
 TASK, TEST, SOL = "task_id", "test_id", "solution_id"
@@ -28,12 +28,14 @@ TOO_FEW_LABELLED_TESTS = "too_few_labelled_tests"  # fewer than 2 inputs survive
 GOLDEN_VALIDATION_DISAGREE = "golden_validation_disagree"  # j* and j+ share no candidate
 REASONS = (NO_TESTS, NO_CANDIDATES, NO_PASSING_CANDIDATE, TOO_FEW_LABELLED_TESTS, GOLDEN_VALIDATION_DISAGREE)
 
-Method = Callable[[pl.DataFrame, pl.DataFrame, int], tuple[pl.DataFrame, pl.DataFrame]]
+Method = Callable[[pl.DataFrame, pl.DataFrame, int, float], tuple[pl.DataFrame, pl.DataFrame]]
 
 
-def verify(runs: pl.DataFrame, tests: pl.DataFrame, seed: int = 0,
-           method: str = "paper") -> tuple[pl.DataFrame, pl.DataFrame]:
+def verify(runs: pl.DataFrame, tests: pl.DataFrame, seed: int = 0, method: str = "paper",
+           float_tol: float = 1e-6) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(VERDICTS, AGREEMENT), one row each per task in `tests` or `runs`, sorted by task_id.
+
+    `float_tol` is the relative/absolute tolerance for float tokens (`compare.outputs_match`).
 
     Runs of a test_id absent from `tests` are ignored. Raises ValueError on an unknown
     method, duplicate (task, solution, test) runs or (task, test) tests, negative weights.
@@ -46,7 +48,7 @@ def verify(runs: pl.DataFrame, tests: pl.DataFrame, seed: int = 0,
     _check_unique(tests, [TASK, TEST], "tests")
     if (tests["weight"] < 0).any():
         raise ValueError("tests: weight must be >= 0 (or null, to use the input-size weight)")
-    verdicts, agreement = METHODS[method](runs, tests, seed)
+    verdicts, agreement = METHODS[method](runs, tests, seed, float_tol)
     return schemas.conform(verdicts, schemas.VERDICTS), schemas.conform(agreement, schemas.AGREEMENT)
 
 
@@ -60,12 +62,12 @@ def size_weights(tests: pl.DataFrame) -> pl.DataFrame:
     return tests.with_columns(pl.col("weight").fill_null(size_quartile_weight(pl.col("input").str.len_chars())))
 
 
-def clean_runs(runs: pl.DataFrame) -> pl.DataFrame:
+def clean_runs(runs: pl.DataFrame, float_tol: float = 1e-6) -> pl.DataFrame:
     """The runs with status "ok" (a null output read as ""), plus their `vote_key` as `key`."""
     clean = runs.filter(pl.col("status") == "ok").with_columns(pl.col("output").fill_null(""))
     # Candidates mostly agree, so keying each distinct output once saves most of the work.
     outputs = clean["output"].unique()
-    keys = pl.DataFrame({"output": outputs, "key": [vote_key(o) for o in outputs]},
+    keys = pl.DataFrame({"output": outputs, "key": [vote_key(o, float_tol) for o in outputs]},
                         schema={"output": pl.String, "key": pl.String})
     return clean.join(keys, on="output", how="left")
 
@@ -101,21 +103,23 @@ def split_tests(labels: pl.DataFrame, seed: int) -> pl.DataFrame:
                         orient="row")
 
 
-def dual_verify(runs: pl.DataFrame, tests: pl.DataFrame, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+def dual_verify(runs: pl.DataFrame, tests: pl.DataFrame, seed: int,
+                float_tol: float = 1e-6) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The paper's Algorithm 1 on conformed RUNS and weighted TESTS.
 
     j* = the candidates with the top golden score (sum of weights of golden tests passed);
     j+ = the candidates with the most validation tests passed (same denominator within a
     task, so this is top accuracy). Kept iff j* and j+ intersect and the top golden score
     is > 0; the golden solution is the one in the intersection with the highest total score
-    = golden score + validation tests passed, then the lowest solution_id. "Passed" means a
-    clean run whose vote key equals the label's key.
+    = golden score + validation tests passed, then the lowest solution_id. The vote groups
+    outputs by vote key; "passed" means a clean run whose output matches the label's expected
+    output by `outputs_match` (the tolerance itself, not the key's rounding buckets).
     """
-    clean = clean_runs(runs.join(tests.select(TASK, TEST), on=[TASK, TEST], how="semi"))
+    clean = clean_runs(runs.join(tests.select(TASK, TEST), on=[TASK, TEST], how="semi"), float_tol)
     votes = label_tests(clean)
     labels = votes.filter(~pl.col("tied")).select(TASK, TEST, pl.col("key").alias("label"), "expected_output")
     labels = labels.join(split_tests(labels, seed), on=[TASK, TEST]).join(tests, on=[TASK, TEST])
-    scores = _scores(runs, clean, labels)
+    scores = _scores(runs, clean, labels, float_tol)
     golden = _golden_solutions(scores)
     tasks = _task_stats(runs, tests, votes, scores)
     golden_tests = (
@@ -143,12 +147,17 @@ def _check_unique(df: pl.DataFrame, columns: list[str], name: str) -> None:
         raise ValueError(f"{name}: more than one row per ({', '.join(columns)})")
 
 
-def _scores(runs: pl.DataFrame, clean: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
+def _scores(runs: pl.DataFrame, clean: pl.DataFrame, labels: pl.DataFrame, float_tol: float) -> pl.DataFrame:
     """Per (task, candidate): golden score, validation passes, total. Every candidate with a
     run appears, with zeros if it passed nothing."""
+    judged = clean.join(labels, on=[TASK, TEST])
+    # Each distinct (expected, actual) pair is compared once: candidates mostly agree.
+    pairs = judged.select("expected_output", "output").unique()
+    pairs = pairs.with_columns(matches=pl.Series(
+        [outputs_match(want, got, float_tol) for want, got in pairs.iter_rows()], dtype=pl.Boolean))
     passed = (
-        clean.join(labels, on=[TASK, TEST])
-        .filter(pl.col("key") == pl.col("label"))
+        judged.join(pairs, on=["expected_output", "output"], nulls_equal=True)
+        .filter("matches")
         .group_by(TASK, SOL)
         .agg(golden_score=pl.col("weight").filter("golden").sum(),
              val_passes=(~pl.col("golden")).sum().cast(pl.Int64))
