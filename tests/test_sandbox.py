@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 import time
 
 import polars as pl
@@ -296,3 +297,40 @@ def test_a_job_no_worker_can_report_is_killed_with_the_reason(monkeypatch):
     results = run({"code": "print(1)"}, {"code": "def f(:"})
     assert [r["status"] for r in results] == ["killed", "syntax_error"]
     assert "worker died" in results[0]["stderr"]
+
+
+def test_a_worker_killed_mid_batch_loses_no_row(monkeypatch):
+    # SIGKILL one worker while its jobs sleep: they rerun alone on fresh workers and still succeed.
+    def kill_a_worker() -> None:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            for name in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    cmdline = open(f"/proc/{name}/cmdline", "rb").read().split(b"\0")
+                    parent = int(open(f"/proc/{name}/stat").read().rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError):
+                    continue
+                if parent == os.getpid() and b"worker" in cmdline and any(b"sandbox_harness" in a for a in cmdline):
+                    time.sleep(0.3)  # let it start a job
+                    os.kill(int(name), 9)
+                    killed.append(int(name))
+                    return
+            time.sleep(0.01)
+
+    killed: list[int] = []
+    reruns: list[int] = []
+    real_run = sandbox._Pool.run
+
+    def counting_run(pool, batches):
+        reruns.append(len(batches))
+        return real_run(pool, batches)
+
+    monkeypatch.setattr(sandbox._Pool, "run", counting_run)
+    killer = threading.Thread(target=kill_a_worker)
+    killer.start()
+    code = "import time\ntime.sleep(0.5)\nprint(input())"
+    results = run(*({"code": code, "input": f"{k}\n", "time_limit_s": 2.0} for k in range(4)))
+    killer.join()
+    assert killed, "no worker was found to kill"
+    assert reruns[1] >= 1  # the killed worker's jobs went round again, alone
+    assert [(r["status"], r["output"]) for r in results] == [("ok", f"{k}\n") for k in range(4)]
