@@ -110,8 +110,8 @@ def test_no_secret_in_environment_proc_or_home():
     home.chmod(0o755)
     (home / ".netrc").write_text(f"machine api password {secret}\n")
     job = textwrap.dedent(f"""
-        import os, subprocess
-        sleeper = subprocess.Popen(["/bin/sleep", "5"])  # an exec'd child: its environ is readable
+        import ctypes, os
+        ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE: our own environ readable, so the scan can work
         seen, readable = [k for k, v in os.environ.items() if {secret!r} in v], 0
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
@@ -121,7 +121,6 @@ def test_no_secret_in_environment_proc_or_home():
             readable += b"PYTHONHASHSEED=" in environ
             if {secret!r}.encode() in environ:
                 seen.append(pid)
-        sleeper.kill()
         print(readable > 0, seen, os.listdir({str(home)!r}))
         print(sorted(os.environ))
     """)
