@@ -5,7 +5,7 @@ from prefect import flow
 
 from synthsmith import schemas
 from synthsmith.funnel import funnel
-from synthsmith.llm.gateway import answer_requests, shard_settings
+from synthsmith.llm.gateway import answer_requests, shard_settings, usage
 from synthsmith.params import load_params
 from synthsmith.stages import solutions
 
@@ -17,9 +17,11 @@ def generate_solutions_flow(params_path: str = "params.yaml") -> None:
     tasks = read_table("data/generate_tasks/tasks.parquet", schemas.TASKS)
     asked = solutions.solution_requests(tasks, settings)
     answers = map_shards(answer_requests, asked, settings.shard_size, "candidate solutions",
-                         **shard_settings(params.llm))
+                         **shard_settings(params.llm, what="candidate solutions", reask=settings.reask,
+                                          validator="synthsmith.stages.solutions:check_solution"))
     kept, rejected = solutions.parse_solutions(asked, answers, settings)
-    write_tables("data/generate_solutions", {"solutions": kept, "funnel": funnel(
+    write_tables("data/generate_solutions", {"solutions": kept, "llm_usage": usage("generate_solutions", answers),
+                                             "funnel": funnel(
         "generate_solutions", asked.height, kept.height, rejected)})
 
 

@@ -5,7 +5,9 @@ from prefect import flow
 
 from synthsmith import schemas
 from synthsmith.funnel import funnel
-from synthsmith.llm.gateway import answer_requests, shard_settings
+import polars as pl
+
+from synthsmith.llm.gateway import answer_requests, shard_settings, usage
 from synthsmith.params import load_params
 from synthsmith.stages import tasks
 
@@ -13,16 +15,19 @@ from synthsmith.stages import tasks
 @flow(name="generate_tasks")
 def generate_tasks_flow(params_path: str = "params.yaml") -> None:
     params = load_params(params_path)
-    settings, llm = params.generate_tasks, shard_settings(params.llm)
+    settings = params.generate_tasks
     pool = read_table("data/evolve_features/pool.parquet", schemas.FEATURE_POOL)
     subtrees = tasks.sample_subtrees(pool, settings)
     plan_answers = map_shards(answer_requests, tasks.plan_requests(subtrees, settings), settings.shard_size,
-                              "task plans", **llm)
+                              "task plans", **shard_settings(params.llm, what="task plans", reask=settings.reask,
+                                                             validator="synthsmith.stages.tasks:check_plan"))
     plans, dropped = tasks.parse_plans(subtrees, plan_answers)
     statements = map_shards(answer_requests, tasks.writing_requests(plans, settings), settings.shard_size,
-                            "task statements", **llm)
+                            "task statements", **shard_settings(params.llm, what="task statements"))
     written, dropped_writing = tasks.parse_tasks(plans, statements, settings)
-    write_tables("data/generate_tasks", {"tasks": written, "funnel": funnel(
+    write_tables("data/generate_tasks", {"tasks": written,
+                                         "llm_usage": usage("generate_tasks", pl.concat([plan_answers, statements])),
+                                         "funnel": funnel(
         "generate_tasks", subtrees.height, written.height, dropped + dropped_writing)})
 
 

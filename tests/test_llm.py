@@ -15,7 +15,7 @@ from synthsmith.llm import Gateway, ReplayMiss, make_request, request_key
 from synthsmith.llm.cassette import Cassette
 from synthsmith.llm.gateway import shard_settings
 from synthsmith.llm.stub_server import StubServer
-from synthsmith.params import LLMParams, UserError
+from synthsmith.params import EndpointParams, LLMParams, UserError
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a sorting algorithm."}]
 
@@ -104,7 +104,7 @@ def test_replay_answers_from_the_cassette_in_request_order(tmp_path, llm_request
 
 def test_replay_miss_names_model_prompt_and_cassette_and_never_falls_back(tmp_path, llm_request):
     with StubServer(lambda model, messages, sampling: "live answer") as server:
-        gateway = _replay(tmp_path, api_base=server.api_base)
+        gateway = _replay(tmp_path, endpoints={"default": EndpointParams(api_base=server.api_base)})
         ask = llm_request("Count the inversions of a permutation quickly.", model="demo/some-model")
         with pytest.raises(ReplayMiss) as caught:
             gateway.complete(_frame([ask]))
@@ -116,10 +116,10 @@ def test_replay_miss_names_model_prompt_and_cassette_and_never_falls_back(tmp_pa
 
 
 def test_replay_does_not_fall_back_to_the_live_response_cache(tmp_path, llm_request):
-    from synthsmith.llm.gateway import ResponseCache
+    from synthsmith.llm.cache import Answer, ResponseCache
 
     ask = llm_request("cached only")
-    ResponseCache(tmp_path / "cache").put(ask["request_id"], ask["model"], "from the cache")
+    ResponseCache(tmp_path / "cache").put(ask["request_id"], ask["model"], Answer("from the cache", 1, 1, 0.0))
     with pytest.raises(ReplayMiss):
         _replay(tmp_path).complete(_frame([ask]))
 
@@ -169,8 +169,9 @@ def server():
 
 
 def _live(tmp_path, server, mode: str = "live") -> Gateway:
-    return Gateway(LLMParams(mode=mode, cassette="cassette.jsonl", cache_dir="cache", api_base=server.api_base,
-                             max_retries=0, timeout_s=30, concurrency=2), tmp_path)
+    endpoint = EndpointParams(api_base=server.api_base, timeout_s=30, concurrency=2)
+    return Gateway(LLMParams(mode=mode, cassette="cassette.jsonl", cache_dir="cache", max_retries=0,
+                             endpoints={"default": endpoint}), tmp_path)
 
 
 def test_live_answers_then_serves_repeats_from_the_durable_cache(tmp_path, server, llm_request):
@@ -185,7 +186,8 @@ def test_live_answers_then_serves_repeats_from_the_durable_cache(tmp_path, serve
 
     again = _live(tmp_path, server).complete(asks)  # a fresh gateway: the cache lives on disk
     assert len(server.requests) - start == 3
-    assert again.equals(answers)
+    assert again["content"].equals(answers["content"])
+    assert answers["source"].to_list() == ["live"] * 3 and again["source"].to_list() == ["cache"] * 3
     assert not (tmp_path / "cassette.jsonl").exists()  # live mode never writes the cassette
 
 

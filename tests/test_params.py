@@ -78,7 +78,7 @@ def test_negative_num_tasks_names_the_key(tmp_path):
 @pytest.mark.parametrize("section, key, value", [
     ("execute", "time_limit_s", 0),
     ("llm", "mode", "offline"),
-    ("llm", "concurrency", 0),
+    ("llm", "max_retries", -1),
     ("seeds", "limit", 0),
     ("generate_solutions", "models", []),
     ("extract_features", "temperature", 3.0),

@@ -68,7 +68,8 @@ def test_flows_record_then_replay_the_same_dataset(prefect_server, tiny_project)
 
     params = yaml.safe_load(Path("params.yaml").read_text())
     with StubServer(DemoAuthor(Path("data/shipped/seeds.jsonl")).respond) as server:
-        params["llm"] |= {"mode": "record", "api_base": server.api_base, "concurrency": 1}
+        params["llm"] |= {"mode": "record"}
+        params["llm"]["endpoints"]["default"] |= {"api_base": server.api_base, "concurrency": 1}
         Path("record.yaml").write_text(yaml.safe_dump(params))
         _run_all("record.yaml")
         calls = len(server.requests)
@@ -89,6 +90,25 @@ def test_flows_record_then_replay_the_same_dataset(prefect_server, tiny_project)
     sft = pl.read_parquet("data/export/sft.parquet")
     assert sft.height == metrics["tasks"]["verified"]
     assert [m["role"] for m in sft["messages"][0]] == ["user", "assistant"]
+
+    # Live mode against the same scripted server, which now also fails now and then: the gateway
+    # retries through every fault and the dataset comes out the same (faulted requests never reach
+    # the author, so its answers keep their order).
+    faults = {3: "503", 10: "429", 20: "drop", 30: "malformed", 40: "empty"}
+    with StubServer(DemoAuthor(Path("data/shipped/seeds.jsonl")).respond, faults=faults, retry_after_s=0.05) as server:
+        params["llm"] |= {"mode": "live", "cache_dir": ".synthsmith/live-cache"}
+        params["llm"]["endpoints"]["default"] |= {"api_base": server.api_base, "concurrency": 1}
+        Path("live.yaml").write_text(yaml.safe_dump(params))
+        for stage in ("extract_features", "evolve_features", "generate_tasks", "generate_tests",
+                      "generate_solutions", "verify"):
+            shutil.rmtree(f"data/{stage}")
+        _run_all("live.yaml")
+        assert [kind for _, kind in server.faults_served] == list(faults.values())
+        assert len(server.requests) == calls + len(faults)
+    for name, frame in recorded.items():
+        assert pl.read_parquet(f"data/{name}.parquet").equals(frame), name
+    llm = json.loads(Path("reports/metrics.json").read_text())["llm"]["total"]
+    assert (llm["live_calls"] + llm["reasks"], llm["retries"]) == (calls, len(faults))  # every call, every fault
 
 
 def test_replay_miss_is_a_clear_error_and_writes_nothing(prefect_server, tiny_project):

@@ -695,7 +695,12 @@ def test_metrics_keep_rate_style_mix_and_counts():
     agreement = pl.DataFrame({"task_id": ["T1", "T2"], "labelled_tests": [3, 1], "tied_tests": [1, 0],
                               "mean_top_share": [0.5, 1.0]})
     executions = pl.DataFrame({"status": ["ok", "ok", "timeout"]})
-    result = report.metrics(funnel, task_frame, verdicts, growth, agreement, executions)
+    usage = pl.DataFrame([
+        {"stage": "generate_solutions", "model": "m/a", "requests": 8, "live_calls": 6, "retries": 2, "reasks": 1,
+         "failed": 1, "prompt_tokens": 800, "completion_tokens": 4000, "cost_usd": 0.0084},
+        {"stage": "extract_features", "model": "m/x", "requests": 2, "live_calls": 0, "retries": 0, "reasks": 0,
+         "failed": 0, "prompt_tokens": 100, "completion_tokens": 50, "cost_usd": 0.0001}], schema=schemas.LLM_USAGE.columns)
+    result = report.metrics(funnel, task_frame, verdicts, growth, agreement, executions, usage)
     assert result["tasks"] == {"generated": 4, "verified": 2, "keep_rate": 0.5}
     assert result["style_mix"] == {
         "generated": {"atcoder": 0.25, "codeforces": 0.5, "leetcode": 0.25},
@@ -707,12 +712,17 @@ def test_metrics_keep_rate_style_mix_and_counts():
     assert result["labeling"] == {"labelled_tests": 4, "tied_tests": 1, "mean_top_share": 0.75}
     assert result["execution"] == {"ok": 2, "timeout": 1}
     assert result["golden_tests_per_task"] == 1.5
+    assert list(result["llm"]["by_stage_and_model"]) == ["extract_features/m/x", "generate_solutions/m/a"]
+    assert result["llm"]["by_stage_and_model"]["generate_solutions/m/a"]["retries"] == 2
+    assert result["llm"]["total"] == {"requests": 10, "live_calls": 6, "retries": 2, "reasks": 1, "failed": 1,
+                                      "prompt_tokens": 900, "completion_tokens": 4050, "cost_usd": 0.0085}
     json.dumps(result)  # the report writes it as JSON
 
 
 def test_metrics_with_nothing_generated():
     empty = report.metrics(schemas.FUNNEL.empty(), schemas.TASKS.empty(), schemas.VERDICTS.empty(),
-                           schemas.FEATURE_GROWTH.empty(), schemas.AGREEMENT.empty(), schemas.EXECUTIONS.empty())
+                           schemas.FEATURE_GROWTH.empty(), schemas.AGREEMENT.empty(), schemas.EXECUTIONS.empty(),
+                           schemas.LLM_USAGE.empty())
     assert empty["tasks"] == {"generated": 0, "verified": 0, "keep_rate": 0.0}
     assert empty["style_mix"] == {"generated": {}, "verified": {}}
     assert empty["golden_tests_per_task"] == 0.0 and empty["labeling"]["mean_top_share"] == 0.0

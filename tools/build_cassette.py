@@ -34,8 +34,8 @@ def main(params_file: str = "params.yaml") -> None:
     author = DemoAuthor(Path(params["seeds"]["path"]))
     with StubServer(author.respond, served_model=f"{MODEL_NAME} (hand-written demo responses, not a model)") as server, \
             tempfile.TemporaryDirectory() as scratch:
-        params["llm"] |= {"mode": "record", "api_base": server.api_base, "concurrency": 1,
-                          "cache_dir": f"{scratch}/llm-cache"}
+        params["llm"] |= {"mode": "record", "cache_dir": f"{scratch}/llm-cache", "progress": False}
+        params["llm"]["endpoints"]["default"] |= {"api_base": server.api_base, "concurrency": 1}
         recording = Path(scratch) / "params.yaml"
         recording.write_text(yaml.safe_dump(params, sort_keys=False))
         seeds_flow(str(recording))

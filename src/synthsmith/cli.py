@@ -141,3 +141,44 @@ def _write_atomically(frame, out: Path) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+llm_app = typer.Typer(no_args_is_help=True, help="The LLM gateway.")
+app.add_typer(llm_app, name="llm")
+
+
+@llm_app.command("bench")
+def llm_bench(
+    api_base: str = typer.Option(..., "--api-base", help="An OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1."),
+    model: str = typer.Option(..., "--model"),
+    requests: int = typer.Option(..., "--requests", min=1, help="Exactly this many distinct small prompts."),
+    concurrency: int = typer.Option(..., "--concurrency", min=1),
+    timeout: float = typer.Option(60.0, "--timeout", min=0.001, help="Per-request timeout, seconds."),
+    transport: str = typer.Option("auto", "--transport", help="auto | openai (lean aiohttp) | litellm."),
+    max_retries: int = typer.Option(5, "--max-retries", min=0),
+) -> None:
+    """Drive the real gateway (cache bypassed) and print one JSON line of throughput."""
+    import json
+    import time
+
+    import polars as pl
+
+    from synthsmith import schemas
+    from synthsmith.llm.gateway import Gateway
+    from synthsmith.llm.requests import make_request
+    from synthsmith.params import EndpointParams, LLMParams, ModelParams
+
+    endpoint = EndpointParams(api_base=api_base, transport=transport, concurrency=concurrency, timeout_s=timeout)
+    params = LLMParams(mode="live", max_retries=max_retries, progress=False, endpoints={"default": endpoint},
+                       models={model: ModelParams(input_usd_per_mtok=0, output_usd_per_mtok=0)})
+    asks = pl.DataFrame([make_request(model, [{"role": "user", "content": f"Say the number {i}."}], max_tokens=16)
+                         for i in range(requests)], schema=schemas.LLM_REQUESTS.columns)
+    gateway = Gateway(params, use_cache=False)
+    started = time.monotonic()
+    answers = gateway.complete(asks)
+    stats = gateway.stats
+    wall = stats["last_answer"] - stats["first_sent"] if stats["last_answer"] else time.monotonic() - started
+    completed = int(answers["error"].is_null().sum())
+    typer.echo(json.dumps({"completed": completed, "failed": answers.height - completed,
+                           "retries": int(stats["retries"]), "wall_s": round(wall, 4),
+                           "requests_per_s": round(completed / wall, 2) if wall > 0 else None}))

@@ -17,15 +17,51 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class EndpointParams(_Section):
+    """Where a model is served and how hard it may be driven (rate limits are per endpoint)."""
+    api_base: str | None = None  # an OpenAI-compatible server (vLLM, SGLang); null: litellm's provider routing
+    api_key_env: str | None = None  # name of the environment variable holding the key; never the key
+    # auto: the lean aiohttp transport for an api_base server, litellm for provider strings
+    transport: Literal["auto", "litellm", "openai"] = "auto"
+    concurrency: int = Field(8, ge=1)
+    rpm: int | None = Field(None, ge=1)  # requests per minute
+    tpm: int | None = Field(None, ge=1)  # tokens per minute (prompt estimate + max_tokens)
+    timeout_s: float = Field(300, gt=0)
+
+
+class ModelParams(_Section):
+    endpoint: str = "default"
+    # USD per million tokens; null: litellm's price map (0 for models it does not know, with a warning)
+    input_usd_per_mtok: float | None = Field(None, ge=0)
+    output_usd_per_mtok: float | None = Field(None, ge=0)
+
+
 class LLMParams(_Section):
     mode: Literal["replay", "record", "live"] = "replay"
     cassette: str = "data/shipped/cassette.jsonl"
     cache_dir: str = ".synthsmith/llm-cache"
-    api_base: str | None = None
-    api_key_env: str | None = None  # name of the environment variable holding the key; never the key
-    timeout_s: float = Field(300, gt=0)
-    concurrency: int = Field(8, ge=1)
-    max_retries: int = Field(3, ge=0)
+    max_retries: int = Field(5, ge=0)  # per call, on 429 / 5xx / timeouts / dropped connections / bad bodies
+    budget_usd: float | None = Field(None, ge=0)  # hard stop for live spend recorded in cache_dir
+    progress: bool = True  # a live progress line on stderr per stage
+    endpoints: dict[str, EndpointParams] = {"default": EndpointParams()}
+    models: dict[str, ModelParams] = {}  # a model not listed uses endpoint "default" and litellm's prices
+
+    @model_validator(mode="after")
+    def _endpoints_exist(self) -> "LLMParams":
+        for name, model in self.models.items():
+            if model.endpoint not in self.endpoints:
+                raise ValueError(f"models.{name}.endpoint {model.endpoint!r} is not in endpoints "
+                                 f"({', '.join(self.endpoints)})")
+        if "default" not in self.endpoints:
+            raise ValueError("endpoints needs a 'default' entry (used by models not listed in models)")
+        return self
+
+    def model(self, name: str) -> ModelParams:
+        return self.models.get(name, ModelParams())
+
+    def endpoint_of(self, name: str) -> tuple[str, EndpointParams]:
+        endpoint = self.model(name).endpoint
+        return endpoint, self.endpoints[endpoint]
 
 
 class SeedsParams(_Section):
@@ -38,7 +74,8 @@ class SeedsParams(_Section):
 class _ModelCall(_Section):
     temperature: float = Field(0.7, ge=0, le=2)
     max_tokens: int = Field(4096, ge=1)
-    shard_size: int = Field(8, ge=1)
+    shard_size: int = Field(8, ge=1)  # requests per cached Prefect task; >= the endpoint's concurrency for speed
+    reask: int = Field(1, ge=0)  # re-asks, with the reason, when an answer fails the stage's format check
 
 
 class ExtractFeaturesParams(_ModelCall):

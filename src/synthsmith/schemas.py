@@ -54,7 +54,17 @@ LLM_REQUESTS = Table("llm_requests", {
     "request_id": Str, "model": Str, "messages": pl.List(MESSAGE), "sampling": Str,  # sampling: canonical JSON
 })
 LLM_RESPONSES = Table("llm_responses", {
-    "request_id": Str, "content": Str, "error": Str,  # exactly one of content/error is null
+    "request_id": Str, "model": Str,
+    "content": Str, "error": Str,  # exactly one of content/error is null
+    "source": Str,  # where the final answer came from: "cassette" | "cache" | "live"
+    "attempts": Int,  # answers obtained: 1 + re-asks after format failures
+    "retries": Int,  # transient faults retried on the way
+    "format_error": Str,  # the stage's format check on the final answer (null: it passed)
+    "prompt_tokens": Int, "completion_tokens": Int, "cost_usd": Float,
+})
+LLM_USAGE = Table("llm_usage", {  # per stage and model: what the calls cost (replayed calls at live prices)
+    "stage": Str, "model": Str, "requests": Int, "live_calls": Int, "retries": Int, "reasks": Int,
+    "failed": Int, "prompt_tokens": Int, "completion_tokens": Int, "cost_usd": Float,
 })
 
 FEATURE_ANSWERS = Table("feature_answers", {"seed_id": Str, "status": Str, "features_json": Str})

@@ -26,6 +26,10 @@ BROKEN_FEATURE_SEEDS = {"seed-005": "missing_end_marker", "seed-014": "wrong_cat
 # Every Nth request of a kind is answered badly (requests arrive in pipeline order, one at a time).
 BROKEN_PLAN_EVERY = 10  # the plan misses a required key
 BROKEN_EVOLUTION_EVERY = 9  # the answer is cut off, as when a model hits its token limit
+# A re-ask (the gateway's format check failed) is answered properly, except every Nth, which gets the
+# same unusable answer again, so both outcomes (recovered, failed after re-asks) appear in the demo.
+REASK_PERSISTS_EVERY = 3
+FORMAT_BROKEN_KINDS = {"no_code", "no_reasoning", "syntax_error", "two_blocks"}
 
 
 class DemoAuthor:
@@ -36,8 +40,11 @@ class DemoAuthor:
         self.catalogue = [yaml.safe_load(p.read_text()) for p in sorted((HERE / "tasks").glob("*.yaml"))]
         self.used_tasks: Counter = Counter()
         self.calls: Counter = Counter()
+        self.fixing = False  # answering a re-ask: no deliberate breakage
 
     def respond(self, model: str, messages: list[dict], sampling: dict) -> str:
+        if len(messages) > 1:
+            return self._reask(model, messages, sampling)
         prompt = messages[-1]["content"]
         if "## Reference solution" in prompt:
             return self._features(prompt)
@@ -53,11 +60,21 @@ class DemoAuthor:
             return self._solution(prompt, model, sampling.get("seed", 0))
         raise ValueError(f"the demo author has no answer for this prompt: {prompt[:120]!r}")
 
+    def _reask(self, model: str, messages: list[dict], sampling: dict) -> str:
+        self.calls["reask"] += 1
+        if self.calls["reask"] % REASK_PERSISTS_EVERY == 0:
+            return messages[-2]["content"]
+        self.fixing = True
+        try:
+            return self.respond(model, messages[:1], sampling)
+        finally:
+            self.fixing = False
+
     # -- extract_features
     def _features(self, prompt: str) -> str:
         seed = next(s for s in self.seeds if s["statement"].strip() in prompt)
         features = self.features[seed["seed_id"]]
-        broken = BROKEN_FEATURE_SEEDS.get(seed["seed_id"])
+        broken = None if self.fixing else BROKEN_FEATURE_SEEDS.get(seed["seed_id"])
         if broken == "wrong_categories":
             features = {k: v for k, v in features.items() if k != "optimization_techniques"} | {"misc": {"other": ["x"]}}
         body = json.dumps(features, indent=1)
@@ -85,7 +102,8 @@ class DemoAuthor:
             depth.append({"leaf": leaf, "children": children})
         answer = json.dumps({"breadth": breadth, "depth": depth})
         self.calls["evolve"] += 1
-        return answer[: len(answer) // 3] if self.calls["evolve"] % BROKEN_EVOLUTION_EVERY == 0 else answer
+        broken = self.calls["evolve"] % BROKEN_EVOLUTION_EVERY == 0 and not self.fixing
+        return answer[: len(answer) // 3] if broken else answer
 
     # -- generate_tasks, stage 1
     def _plan(self, prompt: str) -> str:
@@ -107,7 +125,7 @@ class DemoAuthor:
                                          f"the first organises the data so that the second can answer each step "
                                          f"quickly; {', '.join(names[2:]) or 'careful input handling'} keeps the "
                                          f"whole within the limits.")}
-        if self.calls["plan"] % BROKEN_PLAN_EVERY == 0:
+        if self.calls["plan"] % BROKEN_PLAN_EVERY == 0 and not self.fixing:
             del plan["integration_strategy"]
         return json.dumps(plan)
 
@@ -126,7 +144,7 @@ class DemoAuthor:
     # -- generate_tests
     def _tests(self, prompt: str) -> str:
         entry = self._entry_for(prompt)
-        if entry.get("tests_malformed"):
+        if entry.get("tests_malformed") and not (self.fixing and entry.get("tests")):
             return "Sure! Here are some tests:\n- n = 3, values 1 2 3\n- n = 1 (edge)\nLet me know if you need more."
         return json.dumps({"test_cases": [{"idx": i, "description": t["description"], "input_string": t["input"]}
                                           for i, t in enumerate(entry["tests"], 1)]}, indent=1)
@@ -135,7 +153,10 @@ class DemoAuthor:
     def _solution(self, prompt: str, model: str, sample: int) -> str:
         entry = self._entry_for(prompt)
         model_no = 0 if model.endswith("-a") else 1
-        return entry["candidates"][(model_no * 4 + sample) % len(entry["candidates"])]["response"]
+        candidate = entry["candidates"][(model_no * 4 + sample) % len(entry["candidates"])]
+        if self.fixing and candidate["kind"] in FORMAT_BROKEN_KINDS:
+            candidate = next(c for c in entry["candidates"] if c["kind"] == "correct")
+        return candidate["response"]
 
 
 MODIFIERS = ["on trees", "with updates", "in two dimensions", "over a circular array", "with modular arithmetic",

@@ -1,122 +1,295 @@
-"""Answer a table of requests: from the cassette (replay), or from a live model (live/record).
+"""Answer a table of requests: from the cassette (replay), or from live models (live/record).
 
-Live answers go row by row into a durable SQLite cache under `llm.cache_dir`, so a rerun never
-pays twice for a completed call; `record` also appends them to the cassette.
+Every request gets exactly one LLM_RESPONSES row (content xor error), checked before returning.
+Live calls: bounded concurrency and rpm/tpm limits per endpoint, retries with jittered backoff
+that honour Retry-After on transient faults, fail-fast on requests that cannot succeed, a durable
+row-by-row cache (`cache.ResponseCache`), cost per call, and a hard budget stop. An answer that
+fails the stage's format check (`validator`) is re-asked with the reason, a bounded number of
+times; a re-ask is a request of its own, so it is cached, recorded and replayed like any other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
-import os
-import sqlite3
+import importlib
+import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
 
 from synthsmith import schemas
+from synthsmith.llm import pricing
+from synthsmith.llm.cache import Answer, ResponseCache
 from synthsmith.llm.cassette import Cassette
+from synthsmith.llm.limits import EndpointLimits, retrying
+from synthsmith.llm.prompts import render
+from synthsmith.llm.requests import canonical_json, request_key
+from synthsmith.llm.transport import FatalError, TransientError, make_transport
 from synthsmith.params import LLMParams, UserError
+
+log = logging.getLogger(__name__)
+Validator = Callable[[str], object]  # raises answers.Rejected (with a reason) when the format is wrong
 
 
 class ReplayMiss(UserError):
     """A request the cassette has no answer for; replay never falls back to anything else."""
 
 
-class ResponseCache:
-    def __init__(self, directory: str | Path):
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(Path(directory) / "responses.sqlite", timeout=60, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT, content TEXT)")
-
-    def get(self, key: str) -> str | None:
-        row = self._db.execute("SELECT content FROM responses WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
-
-    def put(self, key: str, model: str, content: str) -> None:
-        with self._db:
-            self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", (key, model, content))
+class BudgetExceeded(UserError):
+    """The next call could pass llm.budget_usd: nothing more is sent; what was answered is cached."""
 
 
 class Gateway:
-    def __init__(self, params: LLMParams, project_root: str | Path = "."):
+    def __init__(self, params: LLMParams, project_root: str | Path = ".", progress_label: str = "llm",
+                 use_cache: bool = True):
         self.params = params
         root = Path(project_root)
         self.cassette = Cassette(root / params.cassette)
         self._cache_dir = root / params.cache_dir
-        self._cache: ResponseCache | None = None
+        self.label = progress_label
+        self.use_cache = use_cache  # off only for benchmarks: every request goes to the server
+        self.stats: dict[str, float] = {}  # of the last `complete`: retries, first_sent, last_answer
 
-    def complete(self, requests: pl.DataFrame) -> pl.DataFrame:
+    def complete(self, requests: pl.DataFrame, validator: Validator | None = None, reask: int = 0) -> pl.DataFrame:
         """LLM_REQUESTS -> LLM_RESPONSES, one row per request, in order."""
         rows = schemas.conform(requests, schemas.LLM_REQUESTS).to_dicts()
-        if self.params.mode == "replay":
-            answers = [self._replay(row) for row in rows]
-        else:
-            answers = asyncio.run(self._live_all(rows))
-        return schemas.conform(pl.DataFrame(
-            [{"request_id": row["request_id"], "content": content, "error": error}
-             for row, (content, error) in zip(rows, answers, strict=True)],
-            schema=schemas.LLM_RESPONSES.columns), schemas.LLM_RESPONSES)
+        run = _Run(self, validator, reask)
+        answers = asyncio.run(run.all(rows))
+        self.stats = {"retries": run.progress.retries, "first_sent": run.first_sent, "last_answer": run.last_answer}
+        if len(answers) != len(rows) or any((a["content"] is None) == (a["error"] is None) for a in answers):
+            raise RuntimeError(f"llm gateway lost track: {len(rows)} requests in, {len(answers)} rows out, "
+                               "or a row with neither (or both) content and error")
+        return schemas.conform(pl.DataFrame(answers, schema=schemas.LLM_RESPONSES.columns), schemas.LLM_RESPONSES)
 
-    def _replay(self, row: dict) -> tuple[str, None]:
-        content = self.cassette.get(row["request_id"])
-        if content is None:
-            prompt = row["messages"][-1]["content"]
-            raise ReplayMiss(
-                f"replay miss: {self.cassette.path} has no answer for request {row['request_id'][:16]} "
-                f"(model {row['model']}, sampling {row['sampling']}, prompt starts {prompt[:160]!r}). "
-                "Use the shipped params, or set llm.mode: record with a live model to add it.")
-        return content, None
 
-    async def _live_all(self, rows: list[dict]) -> list[tuple[str | None, str | None]]:
-        self._cache = self._cache or ResponseCache(self._cache_dir)
-        limit = asyncio.Semaphore(self.params.concurrency)
+class _Run:
+    """One `complete` call: its transports, limits, cache and progress."""
 
-        async def one(row: dict) -> tuple[str | None, str | None]:
-            cached = self._cache.get(row["request_id"])
-            if cached is not None:
-                return cached, None
-            async with limit:
-                return await self._call(row)
+    def __init__(self, gateway: Gateway, validator: Validator | None, reask: int):
+        self.gateway, self.params, self.validator, self.reask = gateway, gateway.params, validator, reask
+        self.live = self.params.mode != "replay"
+        self.cache = (ResponseCache(gateway._cache_dir) if gateway.use_cache else _NoCache()) if self.live else None
+        self.first_sent, self.last_answer = float("inf"), 0.0
+        self.transports: dict[str, object] = {}
+        self.limits: dict[str, EndpointLimits] = {}
+        self.spent = self.cache.spent_usd() if self.cache else 0.0
+        self.reserved = 0.0
+        self.stopped: BudgetExceeded | None = None
+        self.progress = None
 
-        return list(await asyncio.gather(*(one(row) for row in rows)))
-
-    async def _call(self, row: dict) -> tuple[str | None, str | None]:
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        import litellm  # slow import: only live runs pay it
-
-        sampling = json.loads(row["sampling"])
-        api_key = os.environ.get(self.params.api_key_env) if self.params.api_key_env else None
-        if self.params.api_base and api_key is None:
-            api_key = "none"  # self-hosted OpenAI-compatible servers accept any key; the SDK insists on one
+    async def all(self, rows: list[dict]) -> list[dict]:
+        cached = self.cache.get_many([row["request_id"] for row in rows]) if self.cache else {}
+        self.progress = _progress(len(rows), self.gateway.label, self.params.progress and self.live)
         try:
-            response = await litellm.acompletion(
-                model=row["model"], messages=row["messages"], api_base=self.params.api_base, api_key=api_key,
-                custom_llm_provider="openai" if self.params.api_base else None,
-                timeout=self.params.timeout_s, num_retries=self.params.max_retries, **sampling)
-        except Exception as exc:  # noqa: BLE001 - every provider error becomes a counted row
-            return None, f"{type(exc).__name__}: {str(exc)[:300]}"
-        content = response.choices[0].message.content
-        if not content:
-            return None, "empty response"
-        self._cache.put(row["request_id"], row["model"], content)
+            answers = await asyncio.gather(*(self.answer(row, cached.get(row["request_id"])) for row in rows))
+        finally:
+            for transport in self.transports.values():
+                await transport.close()
+            self.progress.close()
+            if self.cache:
+                self.cache.close()
+        if self.stopped:
+            raise self.stopped
+        return answers
+
+    async def answer(self, row: dict, cached: Answer | None) -> dict:
+        """Ask, check the format, re-ask with the reason while attempts remain."""
+        model, messages, sampling = row["model"], row["messages"], row["sampling"]
+        out = {"request_id": row["request_id"], "model": model, "content": None, "error": None, "source": None,
+               "attempts": 0,
+               "retries": 0, "format_error": None, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
+        key = row["request_id"]
+        for attempt in range(self.reask + 1):
+            try:
+                answer, source, retries = await self.one(key, model, messages, sampling, cached if attempt == 0 else None)
+            except (TransientError, FatalError) as exc:
+                out |= {"content": None, "error": _reason(exc), "source": "live", "format_error": None,
+                        "retries": out["retries"] + getattr(exc, "retries", 0)}
+                break
+            out["retries"] += retries
+            out |= {"content": answer.content, "source": source, "attempts": attempt + 1,
+                    "prompt_tokens": out["prompt_tokens"] + answer.prompt_tokens,
+                    "completion_tokens": out["completion_tokens"] + answer.completion_tokens,
+                    "cost_usd": out["cost_usd"] + answer.cost_usd}
+            out["format_error"] = _check(self.validator, answer.content)
+            if out["format_error"] is None:
+                break
+            messages = [*messages, {"role": "assistant", "content": answer.content},
+                        *render("reask", reason=out["format_error"])]
+            key = request_key(model, messages, _sampling(sampling))
+        self.progress.update(1)
+        return out
+
+    async def one(self, key: str, model: str, messages: list[dict], sampling_json: str,
+                  cached: Answer | None) -> tuple[Answer, str, int]:
+        """(answer, source, retries) for one request, from cassette, cache or a live call."""
+        if not self.live:
+            return self.replay(key, model, messages, sampling_json), "cassette", 0
+        cached = cached or self.cache.get(key)
+        if cached is not None:
+            return cached, "cache", 0
+        endpoint_name, endpoint = self.params.endpoint_of(model)
+        limits = self.limits.setdefault(endpoint_name, EndpointLimits(endpoint))
+        sampling = _sampling(sampling_json)
+        price = pricing.price(self.params, model, live=True)
+        estimate = price.cost(pricing.estimate_tokens(messages), int(sampling.get("max_tokens") or 0))
+        retries = 0
+
+        def count_retry(_state) -> None:
+            nonlocal retries
+            retries += 1
+            self.progress.retries += 1
+
+        async with limits.slot(pricing.estimate_tokens(messages) + int(sampling.get("max_tokens") or 0)):
+            self.reserve(estimate)
+            try:
+                async for step in retrying(self.params.max_retries, count_retry):
+                    with step:
+                        self.first_sent = min(self.first_sent, time.monotonic())
+                        reply = await self.transport(endpoint_name, endpoint).send(model, messages, sampling)
+                        self.last_answer = time.monotonic()
+            except (TransientError, FatalError) as exc:
+                exc.retries = retries  # the row reports them, success or not
+                raise
+            finally:
+                self.reserved -= estimate
+        answer = Answer(reply.content, reply.prompt_tokens, reply.completion_tokens,
+                        price.cost(reply.prompt_tokens, reply.completion_tokens))
+        self.cache.put(key, model, answer)  # committed before anything else can fail
+        self.spent += answer.cost_usd
+        self.progress.spend(self.spent)
         if self.params.mode == "record":
-            self.cassette.append(row["request_id"], row["model"], row["messages"], sampling, content,
-                                 author=f"recorded live from {response.model or row['model']}")
-        return content, None
+            self.gateway.cassette.append(key, model, messages, sampling, answer.content,
+                                         author=f"recorded live from {reply.served_model}",
+                                         usage={"prompt_tokens": answer.prompt_tokens,
+                                                "completion_tokens": answer.completion_tokens})
+        return answer, "live", retries
+
+    def reserve(self, estimate: float) -> None:
+        budget = self.params.budget_usd
+        if self.stopped or (budget is not None and self.spent + self.reserved + estimate > budget):
+            self.stopped = self.stopped or BudgetExceeded(
+                f"llm.budget_usd {budget} reached: ${self.spent:.4f} spent in {self.params.cache_dir}, the next "
+                f"call could cost ${estimate:.4f}; answered calls are cached, raise the budget and rerun to continue")
+            raise FatalError("budget")
+        self.reserved += estimate
+
+    def replay(self, key: str, model: str, messages: list[dict], sampling_json: str) -> Answer:
+        entry = self.gateway.cassette.entry(key)
+        if entry is None:
+            raise ReplayMiss(
+                f"replay miss: {self.gateway.cassette.path} has no answer for request {key[:16]} "
+                f"(model {model}, sampling {sampling_json}, prompt starts {messages[-1]['content'][:160]!r}). "
+                "Use the shipped params, or set llm.mode: record with a live model to add it.")
+        usage = entry.get("usage") or {}
+        prompt = int(usage.get("prompt_tokens") or pricing.estimate_tokens(messages))
+        completion = int(usage.get("completion_tokens") or pricing.estimate_tokens([entry]))
+        return Answer(entry["response"], prompt, completion,
+                      pricing.price(self.params, model, live=False).cost(prompt, completion))
+
+    def transport(self, name: str, endpoint):
+        if name not in self.transports:
+            self.transports[name] = make_transport(endpoint)
+        return self.transports[name]
 
 
-def answer_requests(requests: pl.DataFrame, llm: dict, cassette_digest: str | None) -> pl.DataFrame:
+class _NoCache:
+    def get_many(self, keys: list[str]) -> dict:
+        return {}
+
+    def get(self, key: str) -> None:
+        return None
+
+    def put(self, key: str, model: str, answer: Answer) -> None:
+        pass
+
+    def spent_usd(self) -> float:
+        return 0.0
+
+    def close(self) -> None:
+        pass
+
+
+def _sampling(sampling_json: str) -> dict:
+    import json
+    return json.loads(sampling_json)
+
+
+def _check(validator: Validator | None, content: str) -> str | None:
+    if validator is None:
+        return None
+    try:
+        validator(content)
+    except ValueError as rejected:  # answers.Rejected
+        return getattr(rejected, "reason", str(rejected))
+    return None
+
+
+def _reason(exc: Exception) -> str:
+    kind = "failed after retries" if isinstance(exc, TransientError) else "rejected"
+    return f"{kind}: {exc}"
+
+
+class _Progress:
+    """A tqdm line: done/total, rate, retries, spend."""
+
+    def __init__(self, total: int, label: str, enabled: bool):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc=label, unit="req", disable=not enabled, mininterval=0.5, leave=enabled)
+        self.retries, self.usd = 0, 0.0
+
+    def update(self, n: int) -> None:
+        self.bar.set_postfix(retries=self.retries, usd=f"{self.usd:.4f}", refresh=False)
+        self.bar.update(n)
+
+    def spend(self, usd: float) -> None:
+        self.usd = usd
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _progress(total: int, label: str, enabled: bool) -> _Progress:
+    return _Progress(total, label, enabled)
+
+
+def load_validator(spec: str | None) -> Validator | None:
+    """"module:function" -> the function; JSON-serialisable, so it can key the shard cache."""
+    if spec is None:
+        return None
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def answer_requests(requests: pl.DataFrame, llm: dict, cassette_digest: str | None, what: str = "llm",
+                    validator: str | None = None, reask: int = 0) -> pl.DataFrame:
     """Shard function for `orchestration.map_shards`. `cassette_digest` only keys the shard cache:
-    a replayed answer is stale once the cassette changes."""
-    return Gateway(LLMParams(**llm)).complete(requests)
+    a replayed answer is stale once the cassette changes. `what` names the progress line."""
+    return Gateway(LLMParams(**llm), progress_label=what).complete(requests, load_validator(validator), reask)
 
 
-def shard_settings(params: LLMParams) -> dict:
-    """Settings for `answer_requests`: the LLM params plus, in replay, the cassette's digest."""
+def shard_settings(params: LLMParams, **stage) -> dict:
+    """Settings for `answer_requests`: the LLM params plus, in replay, the cassette's digest, plus
+    the stage's `what`, `validator` and `reask`."""
     cassette = Path(params.cassette)
     digest = hashlib.sha256(cassette.read_bytes()).hexdigest() if params.mode == "replay" and cassette.exists() \
         else None
-    return {"llm": params.model_dump(), "cassette_digest": digest}
+    return {"llm": params.model_dump(), "cassette_digest": digest, **stage}
+
+
+def usage(stage: str, responses: pl.DataFrame) -> pl.DataFrame:
+    """LLM_USAGE for one stage: per model, requests, live calls, retries, re-asks, failures, tokens, cost."""
+    table = responses.group_by("model").agg(
+        requests=pl.len(), live_calls=(pl.col("source") == "live").sum(), retries=pl.col("retries").sum(),
+        reasks=(pl.col("attempts") - 1).clip(lower_bound=0).sum(),
+        failed=(pl.col("error").is_not_null() | pl.col("format_error").is_not_null()).sum(),
+        prompt_tokens=pl.col("prompt_tokens").sum(), completion_tokens=pl.col("completion_tokens").sum(),
+        cost_usd=pl.col("cost_usd").sum()).with_columns(stage=pl.lit(stage)).sort("model")
+    return schemas.conform(table, schemas.LLM_USAGE)
+
+
+__all__ = ["Gateway", "ReplayMiss", "BudgetExceeded", "answer_requests", "shard_settings", "usage", "canonical_json"]

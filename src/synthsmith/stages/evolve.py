@@ -13,6 +13,11 @@ import polars as pl
 
 from synthsmith import schemas
 from synthsmith.answers import json_object, parse_answers
+
+
+def check_evolution(content: str) -> dict:
+    """The format check the gateway re-asks on."""
+    return json_object(content)
 from synthsmith.llm import make_request
 from synthsmith.llm.prompts import render
 from synthsmith.names import normalise

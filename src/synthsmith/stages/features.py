@@ -34,11 +34,16 @@ def parse_extractions(seeds: pl.DataFrame, responses: pl.DataFrame) -> pl.DataFr
         try:
             if error is not None:
                 raise Rejected("llm_error")
-            features = validate_features(json_object(between_markers(content)))
+            features = check_extraction(content)
             rows.append({"seed_id": seed_id, "status": "ok", "features_json": json.dumps(features)})
         except Rejected as rejected:
             rows.append({"seed_id": seed_id, "status": rejected.reason, "features_json": None})
     return schemas.conform(pl.DataFrame(rows, schema=schemas.FEATURE_ANSWERS.columns), schemas.FEATURE_ANSWERS)
+
+
+def check_extraction(content: str) -> dict:
+    """The format check the gateway re-asks on (content only)."""
+    return validate_features(json_object(between_markers(content)))
 
 
 def validate_features(answer: dict) -> dict[str, dict[str, list[str]]]:

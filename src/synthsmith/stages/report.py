@@ -6,7 +6,7 @@ import polars as pl
 
 
 def metrics(funnel: pl.DataFrame, tasks: pl.DataFrame, verdicts: pl.DataFrame, growth: pl.DataFrame,
-            agreement: pl.DataFrame, executions: pl.DataFrame) -> dict:
+            agreement: pl.DataFrame, executions: pl.DataFrame, llm_usage: pl.DataFrame) -> dict:
     kept = verdicts.filter("kept")
     generated_styles = dict(tasks.group_by("style").len().iter_rows())
     kept_styles = dict(tasks.join(kept, on="task_id").group_by("style").len().iter_rows())
@@ -26,7 +26,17 @@ def metrics(funnel: pl.DataFrame, tasks: pl.DataFrame, verdicts: pl.DataFrame, g
                      "mean_top_share": round(float(agreement["mean_top_share"].mean() or 0.0), 4)},
         "execution": dict(executions.group_by("status").len().sort("status").iter_rows()),
         "golden_tests_per_task": round(float(kept["golden_tests"].list.len().mean() or 0.0), 2),
+        "llm": llm_metrics(llm_usage),
     }
+
+
+def llm_metrics(usage: pl.DataFrame) -> dict:
+    """Per stage and model: requests, live calls, retries, re-asks, failures, tokens, cost; and totals."""
+    numbers = [c for c in usage.columns if c not in ("stage", "model")]
+    per_call = {f"{r['stage']}/{r['model']}": {c: (round(r[c], 6) if c == "cost_usd" else r[c]) for c in numbers}
+                for r in usage.sort("stage", "model").iter_rows(named=True)}
+    totals = {c: (round(float(usage[c].sum()), 6) if c == "cost_usd" else int(usage[c].sum())) for c in numbers}
+    return {"by_stage_and_model": per_call, "total": totals}
 
 
 def _shares(counts: dict[str, int]) -> dict[str, float]:

@@ -28,6 +28,11 @@ def solution_requests(tasks: pl.DataFrame, params: GenerateSolutionsParams) -> p
     return pl.DataFrame(rows)
 
 
+def check_solution(content: str) -> tuple[str, str]:
+    """The format check the gateway re-asks on: reasoning, then exactly one Python block that parses."""
+    return reasoning_and_code(content)
+
+
 def parse_solutions(asked: pl.DataFrame, responses: pl.DataFrame,
                     params: GenerateSolutionsParams) -> tuple[pl.DataFrame, Counter]:
     def checked(_: dict, content: str) -> tuple[str, str]:

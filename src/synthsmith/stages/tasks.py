@@ -70,6 +70,11 @@ def parse_plans(subtrees: pl.DataFrame, responses: pl.DataFrame) -> tuple[pl.Dat
                                                         "integration_strategy": pl.String}), dropped
 
 
+def check_plan(content: str) -> dict:
+    """Stage 1's format check, which the gateway re-asks on."""
+    return _valid_plan({}, content)
+
+
 def _valid_plan(_: dict, content: str) -> dict:
     plan = json_object(content)
     if any(key not in plan for key in PLAN_KEYS):

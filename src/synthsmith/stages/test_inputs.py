@@ -47,6 +47,11 @@ def parse_prompt_inputs(tasks: pl.DataFrame, responses: pl.DataFrame) -> tuple[p
     return pl.DataFrame(rows, schema={"task_id": pl.String, "input": pl.String, "description": pl.String}), dropped
 
 
+def check_test_cases(content: str) -> list:
+    """The format check the gateway re-asks on."""
+    return _test_cases({}, content)
+
+
 def _test_cases(_: dict, content: str) -> list:
     cases = json_object(content).get("test_cases")
     if not isinstance(cases, list):
