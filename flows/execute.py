@@ -25,4 +25,4 @@ def execute_flow(params_path: str = "params.yaml") -> None:
 
 
 if __name__ == "__main__":
-    run_stage(execute_flow)
+    run_stage(execute_flow, scale_out=True)

@@ -26,4 +26,4 @@ def generate_solutions_flow(params_path: str = "params.yaml") -> None:
 
 
 if __name__ == "__main__":
-    run_stage(generate_solutions_flow)
+    run_stage(generate_solutions_flow, scale_out=True)

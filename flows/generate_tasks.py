@@ -1,7 +1,10 @@
-"""Stage `generate_tasks`: sample subtrees, plan (stage 1), formulate (stage 2), filter."""
+"""Stage `generate_tasks`: sample subtrees, plan (stage 1), formulate (stage 2), filter, then hygiene
+(decontaminate against benchmarks, drop near-duplicates; dropped tasks in `dropped.parquet`)."""
+
+from collections import Counter
 
 from synthsmith.orchestration import map_shards, read_table, run_stage, write_tables
-from prefect import flow
+from prefect import flow, task
 
 from synthsmith import schemas
 from synthsmith.funnel import funnel
@@ -9,7 +12,7 @@ import polars as pl
 
 from synthsmith.llm.gateway import answer_requests, shard_settings, usage
 from synthsmith.params import load_params
-from synthsmith.stages import tasks
+from synthsmith.stages import hygiene, tasks
 
 
 @flow(name="generate_tasks")
@@ -25,11 +28,16 @@ def generate_tasks_flow(params_path: str = "params.yaml") -> None:
     statements = map_shards(answer_requests, tasks.writing_requests(plans, settings), settings.shard_size,
                             "task statements", **shard_settings(params.llm, what="task statements"))
     written, dropped_writing = tasks.parse_tasks(plans, statements, settings)
-    write_tables("data/generate_tasks", {"tasks": written,
-                                         "llm_usage": usage("generate_tasks", pl.concat([plan_answers, statements])),
-                                         "funnel": funnel(
-        "generate_tasks", subtrees.height, written.height, dropped + dropped_writing)})
+    benchmarks = hygiene.load_benchmarks(settings.decontaminate.benchmarks)
+    kept, dropped_hygiene = task(hygiene.clean, name="task hygiene")(
+        written, benchmarks, settings.dedup, settings.decontaminate)
+    dropped_counts = dropped + dropped_writing + Counter(dropped_hygiene["reason"].to_list())
+    write_tables("data/generate_tasks", {
+        "tasks": kept, "dropped": dropped_hygiene,
+        "task_features": tasks.feature_paths(plans).join(kept.select("task_id"), on="task_id", maintain_order="left"),
+        "llm_usage": usage("generate_tasks", pl.concat([plan_answers, statements])),
+        "funnel": funnel("generate_tasks", subtrees.height, kept.height, dropped_counts)})
 
 
 if __name__ == "__main__":
-    run_stage(generate_tasks_flow)
+    run_stage(generate_tasks_flow, scale_out=True)

@@ -1,4 +1,4 @@
-"""Stage `generate_tests`: inputs from each configured generator, deduplicated and weighted."""
+"""Stage `generate_tests`: inputs from each configured generator, validated, deduplicated and weighted."""
 
 from collections import Counter
 
@@ -9,8 +9,9 @@ from prefect import flow
 from synthsmith import schemas
 from synthsmith.funnel import funnel
 from synthsmith.llm.gateway import answer_requests, shard_settings, usage
-from synthsmith.params import load_params
-from synthsmith.stages import test_inputs
+from synthsmith.params import GenerateTestsParams, load_params
+from synthsmith.sandbox import run_jobs
+from synthsmith.stages import test_inputs, tool_inputs
 
 
 @flow(name="generate_tests")
@@ -18,25 +19,54 @@ def generate_tests_flow(params_path: str = "params.yaml") -> None:
     params = load_params(params_path)
     settings = params.generate_tests
     tasks = read_table("data/generate_tasks/tasks.parquet", schemas.TASKS)
-    tables, dropped, all_answers = [], Counter(), []
-    for generator in settings.generators:
-        requests_for, parse = test_inputs.GENERATORS[generator]
-        answers = map_shards(answer_requests, requests_for(tasks, settings), settings.shard_size,
-                             f"{generator} test inputs", **shard_settings(
-                                 params.llm, what=f"{generator} test inputs", reask=settings.reask,
-                                 validator="synthsmith.stages.test_inputs:check_test_cases"))
-        all_answers.append(answers)
-        inputs, generator_dropped = parse(tasks, answers)
-        tests, duplicates = test_inputs.weigh(inputs, generator, settings.weighting)
-        tables.append(tests)
-        dropped += generator_dropped + Counter(duplicate_input=duplicates)
-    tests = pl.concat(tables)
+    ask = _asker(params.llm, settings)
+    found, dropped, answers = [], Counter(), []
+    if "prompt" in settings.generators:
+        replies = ask(test_inputs.prompt_requests(tasks, settings), "prompt test inputs",
+                      "synthsmith.stages.test_inputs:check_test_cases")
+        inputs, lost = test_inputs.parse_prompt_inputs(tasks, replies)
+        found.append(inputs.with_columns(generator=pl.lit("prompt")))
+        answers.append(replies)
+        dropped += lost
+    if "tool" in settings.generators:
+        replies = ask(tool_inputs.program_requests(tasks, settings, "tool_generator"), "tool generators",
+                      "synthsmith.stages.tool_inputs:check_program")
+        generators, lost = tool_inputs.parse_programs(tasks, replies, "generator")
+        runs = _sandbox(tool_inputs.generator_jobs(generators, settings), settings, "generator runs")
+        inputs, lost_running = tool_inputs.collect_inputs(runs, tasks, settings)
+        found.append(inputs.with_columns(generator=pl.lit("tool")))
+        answers.append(replies)
+        dropped += lost + lost_running
+    inputs = pl.concat(found)
+    if settings.validate_inputs:
+        replies = ask(tool_inputs.program_requests(tasks, settings, "input_validator"), "input validators",
+                      "synthsmith.stages.tool_inputs:check_program")
+        validators, lost = tool_inputs.parse_programs(tasks, replies, "validator")
+        runs = _sandbox(tool_inputs.validation_jobs(validators, inputs), settings, "input validation")
+        inputs, lost_validating = tool_inputs.apply_validation(inputs, runs)
+        answers.append(replies)
+        dropped += lost + lost_validating
+    tests, duplicates = test_inputs.weigh_all(inputs, settings.weighting)
     without_tests = tasks.filter(~pl.col("task_id").is_in(tests["task_id"].implode()))
-    write_tables("data/generate_tests", {"tests": tests, "llm_usage": usage("generate_tests", pl.concat(all_answers)),
+    by_generator = {f"tests_{g}": n for g, n in tests.group_by("generator").len().sort("generator").iter_rows()}
+    write_tables("data/generate_tests", {"tests": tests, "llm_usage": usage("generate_tests", pl.concat(answers)),
                                          "funnel": funnel(
-        "generate_tests", tasks.height, tasks.height - without_tests.height, dropped + Counter(
-            task_without_tests=without_tests.height), tests=tests.height)})
+        "generate_tests", tasks.height, tasks.height - without_tests.height,
+        dropped + Counter(duplicate_input=duplicates, task_without_tests=without_tests.height),
+        tests=tests.height, **by_generator)})
+
+
+def _asker(llm, settings: GenerateTestsParams):
+    def ask(requests: pl.DataFrame, what: str, validator: str) -> pl.DataFrame:
+        return map_shards(answer_requests, requests, settings.shard_size, what,
+                          **shard_settings(llm, what=what, reask=settings.reask, validator=validator))
+    return ask
+
+
+def _sandbox(jobs: pl.DataFrame, settings: GenerateTestsParams, what: str) -> pl.DataFrame:
+    return map_shards(run_jobs, jobs, max(1, jobs.height), what, workers=settings.tool.workers,
+                      packages=list(tool_inputs.PACKAGES))
 
 
 if __name__ == "__main__":
-    run_stage(generate_tests_flow)
+    run_stage(generate_tests_flow, scale_out=True)

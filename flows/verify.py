@@ -7,6 +7,7 @@ from prefect import flow, task
 from synthsmith import schemas
 from synthsmith.funnel import funnel
 from synthsmith.params import load_params
+from synthsmith.stages.solvability import drop_unsolved
 from synthsmith.stages.verify import verify
 
 
@@ -18,6 +19,9 @@ def verify_flow(params_path: str = "params.yaml") -> None:
     verdicts, agreement = task(verify, name="dual verification")(
         runs, tests.select("task_id", "test_id", "input", "weight"), seed=settings.seed, method=settings.method,
         float_tol=settings.float_tol)
+    if settings.strong_model:
+        solutions = read_table("data/generate_solutions/solutions.parquet", schemas.SOLUTIONS)
+        verdicts = drop_unsolved(verdicts, runs, solutions, settings.strong_model, settings.float_tol)
     kept = int(verdicts["kept"].sum())
     dropped = dict(verdicts.filter(~pl.col("kept")).group_by("reason").len().iter_rows())
     write_tables("data/verify", {"verdicts": verdicts, "agreement": agreement,

@@ -188,8 +188,9 @@ def test_dvc_repro_twice_is_a_no_op_and_a_knob_reruns_only_its_stages(tmp_path, 
 
 def _assert_goldens_are_correct_candidates(project: Path) -> None:
     """The demo catalogue labels each hand-written candidate (correct, wrong, timeout, ...):
-    every golden solution verification picked must be one labelled correct, and every task the
-    catalogue built to fail verification must be gone."""
+    every golden solution verification picked must be one labelled correct. (Tasks the catalogue
+    built to fool the paper's vote, `expect_verified: false`, may be kept by the strict method,
+    but only with a correct golden solution.)"""
     catalogue = {entry["title"]: entry for entry in
                  (yaml.safe_load(p.read_text()) for p in (project / "tools/demo_author/tasks").glob("*.yaml"))}
     tasks = pl.read_parquet(project / "data/generate_tasks/tasks.parquet")
@@ -198,6 +199,5 @@ def _assert_goldens_are_correct_candidates(project: Path) -> None:
         entry = catalogue[row["title"]]
         if not row["kept"]:
             continue
-        assert entry.get("expect_verified", True), f"{row['title']} was built to fail verification"
         model, sample = row["golden_solution_id"].rsplit("-m", 1)[1].split("s")
         assert entry["candidates"][int(model) * 4 + int(sample)]["kind"] == "correct", row

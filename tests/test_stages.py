@@ -726,3 +726,25 @@ def test_metrics_with_nothing_generated():
     assert empty["tasks"] == {"generated": 0, "verified": 0, "keep_rate": 0.0}
     assert empty["style_mix"] == {"generated": {}, "verified": {}}
     assert empty["golden_tests_per_task"] == 0.0 and empty["labeling"]["mean_top_share"] == 0.0
+
+
+def test_solvability_drops_a_kept_task_no_strong_candidate_solves():
+    from synthsmith.stages.solvability import UNSOLVED, drop_unsolved
+
+    golden = [{"test_id": "x1", "expected_output": "1"}, {"test_id": "x2", "expected_output": "2.0"}]
+    verdicts = pl.DataFrame([
+        {"task_id": "A", "kept": True, "golden_solution_id": "A-b", "golden_tests": golden, "reason": None},
+        {"task_id": "B", "kept": True, "golden_solution_id": "B-b", "golden_tests": golden, "reason": None},
+        {"task_id": "C", "kept": False, "golden_solution_id": None, "golden_tests": [], "reason": "no_tests"},
+    ], schema=schemas.VERDICTS.columns)
+    solutions = pl.DataFrame([(t, f"{t}-{m}", f"model-{m}") for t in "ABC" for m in "ab"],
+                             schema=["task_id", "solution_id", "model"], orient="row")
+    runs = pl.DataFrame([
+        ("A-a", "x1", "ok", "1"), ("A-a", "x2", "ok", "2.0000000001"),  # strong model solves A (within tolerance)
+        ("B-a", "x1", "ok", "1"), ("B-a", "x2", "timeout", ""),  # ...but not B; only the weak model does
+        ("B-b", "x1", "ok", "1"), ("B-b", "x2", "ok", "2.0"),
+    ], schema=["solution_id", "test_id", "status", "output"], orient="row")
+    out = drop_unsolved(verdicts, runs, solutions, "model-a").sort("task_id").to_dicts()
+    assert [(v["task_id"], v["kept"], v["reason"]) for v in out] == [
+        ("A", True, None), ("B", False, UNSOLVED), ("C", False, "no_tests")]
+    assert out[1]["golden_solution_id"] is None and out[1]["golden_tests"] == []

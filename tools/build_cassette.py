@@ -27,22 +27,32 @@ from flows.seeds import seeds_flow  # noqa: E402
 from synthsmith.llm.stub_server import StubServer  # noqa: E402
 
 
+# The configurations the cassette answers offline: the shipped params, and each variant applied on
+# top of them (so a newcomer can run two experiments and diff them: see README, "Dataset versions").
+VARIANTS = [{}, {"generate_tasks": {"seed": 4}}]
+
+
 def main(params_file: str = "params.yaml") -> None:
-    params = yaml.safe_load(Path(params_file).read_text())
-    cassette = Path(params["llm"]["cassette"])
+    shipped = yaml.safe_load(Path(params_file).read_text())
+    cassette = Path(shipped["llm"]["cassette"])
     cassette.unlink(missing_ok=True)
-    author = DemoAuthor(Path(params["seeds"]["path"]))
+    author = DemoAuthor(Path(shipped["seeds"]["path"]))
     with StubServer(author.respond, served_model=f"{MODEL_NAME} (hand-written demo responses, not a model)") as server, \
             tempfile.TemporaryDirectory() as scratch:
-        params["llm"] |= {"mode": "record", "cache_dir": f"{scratch}/llm-cache", "progress": False}
-        params["llm"]["endpoints"]["default"] |= {"api_base": server.api_base, "concurrency": 1}
-        recording = Path(scratch) / "params.yaml"
-        recording.write_text(yaml.safe_dump(params, sort_keys=False))
-        seeds_flow(str(recording))
-        for stage in (extract_features_flow, evolve_features_flow, generate_tasks_flow, generate_tests_flow,
-                      generate_solutions_flow):
-            stage(str(recording))
-    print(f"{cassette}: {sum(1 for _ in cassette.open())} responses")
+        for number, variant in enumerate(VARIANTS):
+            params = yaml.safe_load(Path(params_file).read_text())
+            for section, knobs in variant.items():
+                params[section] |= knobs
+            # One cache for all variants: a request they share is recorded once.
+            params["llm"] |= {"mode": "record", "cache_dir": f"{scratch}/llm-cache", "progress": False}
+            params["llm"]["endpoints"]["default"] |= {"api_base": server.api_base, "concurrency": 1}
+            recording = Path(scratch) / f"params-{number}.yaml"
+            recording.write_text(yaml.safe_dump(params, sort_keys=False))
+            seeds_flow(str(recording))
+            for stage in (extract_features_flow, evolve_features_flow, generate_tasks_flow, generate_tests_flow,
+                          generate_solutions_flow):
+                stage(str(recording))
+    print(f"{cassette}: {sum(1 for _ in cassette.open())} responses for {len(VARIANTS)} configurations")
 
 
 if __name__ == "__main__":

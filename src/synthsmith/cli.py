@@ -48,7 +48,7 @@ def verify(
                                help="TESTS Parquet: task_id, test_id, input, weight (optional)."),
     out: Path = typer.Option(..., "--out", help="Where to write the VERDICTS Parquet."),
     seed: int = typer.Option(0, "--seed", help="Seed of the golden/validation split."),
-    method: str = typer.Option("paper", "--method", help="Verification method (see stages.verify.METHODS)."),
+    method: str = typer.Option("strict", "--method", help="Verification method (see stages.verify.METHODS)."),
     float_tol: float = typer.Option(1e-6, "--float-tol", min=0, help="Tolerance for float tokens (rel/abs)."),
 ) -> None:
     """Dual-verify tasks: vote expected outputs, keep tasks whose golden and validation winners agree."""
@@ -182,3 +182,75 @@ def llm_bench(
     typer.echo(json.dumps({"completed": completed, "failed": answers.height - completed,
                            "retries": int(stats["retries"]), "wall_s": round(wall, 4),
                            "requests_per_s": round(completed / wall, 2) if wall > 0 else None}))
+
+
+@app.command("diff")
+def diff_command(
+    a: str = typer.Argument(..., metavar="A", help="A git revision, a DVC experiment name, or an export directory."),
+    b: str = typer.Argument(..., metavar="B", help="The same kinds as A."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object for scripts instead of the table."),
+    show_all: bool = typer.Option(False, "--all", help="Show every metric row, not only headline and changed ones."),
+    repo: Path = typer.Option(Path("."), "--repo", help="The git + DVC repository revisions are looked up in."),
+) -> None:
+    """Compare two dataset versions: tasks added/removed/changed, funnel, keep rate, style mix, features, labeling."""
+    import json
+
+    from synthsmith.diff import DiffError, diff_specs, render_text
+
+    try:
+        result = diff_specs(a, b, repo)
+    except DiffError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps(result, indent=2) if as_json else render_text(result, show_all=show_all))
+
+
+@app.command("serve")
+def serve_command(
+    cron: str | None = typer.Option(None, "--cron", help="Cron schedule, e.g. '0 3 * * *' (default: serve.cron)."),
+    no_schedule: bool = typer.Option(False, "--no-schedule", help="No schedule: runs start only from the UI/API."),
+    name: str | None = typer.Option(None, "--name", help="Deployment name, pipeline/NAME (default: serve.name)."),
+    start_server: bool = typer.Option(False, "--start-server",
+                                      help="Also run a Prefect server with the UI on 127.0.0.1:PORT "
+                                           "(PREFECT_HOME=.synthsmith/prefect-home) for as long as this runs."),
+    port: int = typer.Option(4200, "--port", min=1, max=65535, help="The --start-server port."),
+) -> None:
+    """Serve the pipeline as a Prefect deployment: scheduled and UI-triggered runs execute `dvc repro`
+    (or `dvc exp run -S k=v ...` with set_params) here, against the server at PREFECT_API_URL."""
+    import contextlib
+    import os
+
+    from synthsmith.local_server import local_server, project_server_url
+    from synthsmith.params import UserError, load_params
+
+    if not Path("dvc.yaml").exists():
+        raise typer.BadParameter("run this from the SynthSmith project root (where dvc.yaml is)")
+    try:
+        settings = load_params("params.yaml").serve
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    with contextlib.ExitStack() as stack:
+        if start_server:
+            try:
+                api_url = stack.enter_context(local_server(port=port, echo=lambda line: typer.echo(line, err=True)))
+            except RuntimeError as exc:  # the port is taken, or the server died on start: its log says why
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(1) from exc
+        else:
+            api_url = os.environ.get("PREFECT_API_URL") or project_server_url()
+        if not api_url:
+            typer.echo("error: no Prefect server to serve on: start one and set PREFECT_API_URL "
+                       "(see docs/ui.md), or pass --start-server", err=True)
+            raise typer.Exit(2)
+        os.environ["PREFECT_API_URL"] = api_url  # before Prefect is imported: its settings are read once
+        from synthsmith.serve import serve_pipeline
+
+        schedule = None if no_schedule else (cron or settings.cron)
+        typer.echo(f"serving pipeline/{name or settings.name} on {api_url} from {Path.cwd()}; "
+                   f"schedule: {schedule or 'none'}" + (f" ({settings.timezone})" if schedule else ""), err=True)
+        try:
+            serve_pipeline(name=name or settings.name, cron=schedule, timezone=settings.timezone)
+        except UserError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc

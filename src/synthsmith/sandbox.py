@@ -62,8 +62,10 @@ class SandboxError(RuntimeError):
     """The sandbox itself cannot run (a worker does not start): not any job's fault."""
 
 
-def run_jobs(jobs: pl.DataFrame, workers: int = 2) -> pl.DataFrame:
-    """Run every job; one result row per job, in input order."""
+def run_jobs(jobs: pl.DataFrame, workers: int = 2, packages: tuple[str, ...] = ()) -> pl.DataFrame:
+    """Run every job; one result row per job, in input order. `packages` (import names, e.g.
+    "cyaron") are copied read-only beside the jobs and importable by them; nothing else outside the
+    standard library is."""
     rows = conform(jobs, SANDBOX_JOBS).to_dicts()
     results: list[dict | None] = [None] * len(rows)
     groups: dict[tuple, list[int]] = {}
@@ -75,7 +77,7 @@ def run_jobs(jobs: pl.DataFrame, workers: int = 2) -> pl.DataFrame:
             key = (job["code"], job["mode"], job["entry"], job["time_limit_s"], job["memory_mb"])
             groups.setdefault(key, []).append(i)
     batches = _split(list(groups.values()), max(1, workers))
-    with _Pool(max(1, workers)) as pool:
+    with _Pool(max(1, workers), packages) as pool:
         for indices, reported in zip(batches, pool.run([[rows[i] for i in b] for b in batches])):
             for position, i in enumerate(indices):
                 results[i] = reported.get(position)
@@ -142,10 +144,10 @@ def _limits(job: dict) -> tuple[int, float]:
 class _Worker:
     """One isolated worker process, reused for many batches."""
 
-    def __init__(self, sandbox_dir: Path) -> None:
+    def __init__(self, sandbox_dir: Path, library: Path | None = None) -> None:
         self.errors = tempfile.TemporaryFile()
         home = os.path.expanduser("~")  # hidden from jobs, with /root
-        self.proc = subprocess.Popen([*PYTHON, str(HARNESS), "worker", str(sandbox_dir), home],
+        self.proc = subprocess.Popen([*PYTHON, str(HARNESS), "worker", str(sandbox_dir), home, str(library or "")],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors,
                                      cwd=sandbox_dir, env=CHILD_ENV, start_new_session=True)
         self.pending = b""
@@ -199,21 +201,25 @@ class _Worker:
 class _Pool:
     """`size` threads, each driving one worker; a worker that dies or hangs is replaced."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, packages: tuple[str, ...] = ()) -> None:
         self.size = size
+        self.packages = packages
+        self.library: Path | None = None
         self.last_error = ""
         self.warned = False
 
     def __enter__(self) -> "_Pool":
-        # The jobs' uid must reach its working directory: traversable, not listable.
         self.dir = Path(tempfile.mkdtemp(prefix="synthsmith-sandbox-"))
+        if self.packages:  # traversable (not listable) by the jobs' uid, so they reach lib/
+            self.dir.chmod(0o711)
+            self.library = _copy_packages(self.packages, self.dir / "lib")
         return self
 
     def __exit__(self, *exc) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def isolation(self) -> dict[str, str]:
-        worker = _Worker(self.dir)
+        worker = _Worker(self.dir, self.library)
         worker.close()
         return worker.isolation
 
@@ -234,7 +240,7 @@ class _Pool:
                     except queue.Empty:
                         return
                     if worker is None:
-                        worker = _Worker(self.dir)
+                        worker = _Worker(self.dir, self.library)
                         self._warn(worker.isolation)
                     done[number], healthy = self._run_batch(worker, batches[number])
                     if not healthy:
@@ -280,6 +286,22 @@ class _Pool:
             shutil.rmtree(root, ignore_errors=True)
 
 
+def _copy_packages(names: tuple[str, ...], library: Path) -> Path:
+    """Copies, not links: the jobs may not see the venv (it can sit under a hidden home)."""
+    import importlib.util
+
+    library.mkdir(mode=0o755)
+    for name in names:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            raise SandboxError(f"package {name!r} is not installed, so sandbox jobs cannot import it")
+        shutil.copytree(next(iter(spec.submodule_search_locations)), library / name,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [library, *library.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return library
+
+
 def _write_private(path: Path, text: str) -> None:
     with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as f:
         f.write(text)
@@ -314,7 +336,8 @@ def _verdict(job: dict, exit_code: int, cpu_used: float, timed_out: bool, wall_m
     cpu_s, _ = _limits(job)
     output_bytes = stdout_path.stat().st_size if stdout_path.exists() else 0
     output = _read(stdout_path, sandbox_harness.OUTPUT_CAP_BYTES) if stdout_path.exists() else ""
-    errors = _tail(stderr_path) if stderr_path.exists() else ""
+    # The batch's temp path would make identical runs differ: tracebacks name plain "solution.py".
+    errors = (_tail(stderr_path) if stderr_path.exists() else "").replace(f"{stderr_path.parent}/", "")
     cpu_ms = cpu_used * 1000
     if output_bytes > sandbox_harness.OUTPUT_CAP_BYTES:
         status = "output_limit"

@@ -1,6 +1,6 @@
 """The sandbox worker: a long-lived, isolated process that runs batches of untrusted jobs.
 
-`python -S -P sandbox_harness.py worker SANDBOX_DIR HOME` enters its namespaces (`sandbox_isolation`),
+`python -S -P sandbox_harness.py worker SANDBOX_DIR HOME LIBRARY` enters its namespaces (`sandbox_isolation`),
 writes one JSON line (the isolation report) to stdout, then reads one JSON command per line on
 stdin: [MODE, CODE_PATH, ENTRY, MEMORY_MB, CPU_S, TIME_LIMIT_S, WALL_S, ROOT, COUNT]. For each it
 runs the batch (ROOT/<i>.in -> ROOT/<i>.out, ROOT/<i>.err, one status line per job in
@@ -219,7 +219,7 @@ def _load_isolation():
     return module
 
 
-def _serve(sandbox_dir: str, home: str):
+def _serve(sandbox_dir: str, home: str, library: str):
     """The worker loop. Returns (mode, code, code_path, entry) only in a job child."""
     isolation = _load_isolation().Isolation()
     commands, replies = os.dup(0), os.dup(1)  # the parent's pipes; jobs get files on 0-2 instead
@@ -236,6 +236,8 @@ def _serve(sandbox_dir: str, home: str):
             _REAL_EXIT(os.waitstatus_to_exitcode(status) & 0xFF)
         _prctl(_PR_SET_PDEATHSIG, 9)  # the parent killing the worker takes the whole namespace down
     isolation.as_init(sandbox_dir, homes=["/root", home], libraries=[p for p in sys.path if os.path.isdir(p)])
+    if library:
+        sys.path.append(library)  # after the stdlib: a copied package cannot shadow it
     _become_subreaper()  # without a PID namespace, orphans of a killed reaper still come to us
     os.write(replies, (json.dumps(isolation.report) + "\n").encode())
     for line in _lines(commands):
@@ -425,4 +427,4 @@ def _system_exit_code(exc: SystemExit) -> int:
 
 
 if __name__ == "__main__":
-    _finish_job(*_serve(sys.argv[2], sys.argv[3]))  # only a job child gets here; the worker itself ends in _serve
+    _finish_job(*_serve(*sys.argv[2:5]))  # only a job child gets here; the worker itself ends in _serve

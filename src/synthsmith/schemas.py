@@ -130,3 +130,12 @@ RL = Table("rl", {
     "task_id": Str, "prompt": pl.List(MESSAGE), "tests": pl.List(RL_TEST), "style": Str,
     "entry_point": Str, "data_source": Str,
 })
+
+# Task hygiene (generate_tasks): tasks dropped as near-duplicates of an earlier task or as
+# contaminated by a benchmark item. against: "tasks" or the benchmark ("humaneval", a file path);
+# matched: the earlier task_id or the benchmark item's id; score: Jaccard or n-gram overlap.
+DROPPED_TASKS = Table("dropped_tasks", {
+    "task_id": Str, "title": Str, "reason": Str, "against": Str, "matched": Str, "score": Float,
+})
+# The feature-pool paths each written task was planned from (category/subcategory/leaf...).
+TASK_FEATURES = Table("task_features", {"task_id": Str, "path": Str})

@@ -56,6 +56,12 @@ class DemoAuthor:
             return self._task(prompt)
         if prompt.startswith("You write test inputs"):
             return self._tests(prompt)
+        if prompt.startswith("You write a test-input generator"):
+            return self._program(prompt, "generator", "It draws each case from the seed and writes one file per"
+                                 " characteristic, covering the smallest and largest sizes and values.")
+        if prompt.startswith("You write an input validator"):
+            return self._program(prompt, "validator", "It parses the input strictly and checks every stated"
+                                 " bound, exiting with status 1 and a reason on the first violation.")
         if prompt.startswith("Solve the following competitive-programming problem"):
             return self._solution(prompt, model, sampling.get("seed", 0))
         raise ValueError(f"the demo author has no answer for this prompt: {prompt[:120]!r}")
@@ -148,6 +154,10 @@ class DemoAuthor:
             return "Sure! Here are some tests:\n- n = 3, values 1 2 3\n- n = 1 (edge)\nLet me know if you need more."
         return json.dumps({"test_cases": [{"idx": i, "description": t["description"], "input_string": t["input"]}
                                           for i, t in enumerate(entry["tests"], 1)]}, indent=1)
+
+    # -- generate_tests, tool-based generator and validator
+    def _program(self, prompt: str, field: str, plan: str) -> str:
+        return f"{plan}\n\n```python\n{self._entry_for(prompt)[field].rstrip()}\n```\n"
 
     # -- generate_solutions
     def _solution(self, prompt: str, model: str, sample: int) -> str:

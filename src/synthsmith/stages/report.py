@@ -1,12 +1,18 @@
-"""Stage `report`: the funnel, style mix, feature growth, labelling agreement and keep rate."""
+"""Stage `report`: the funnel, style mix, feature growth, labelling agreement, keep rate, and the task
+set's hygiene (dropped tasks), diversity and feature coverage."""
 
 from __future__ import annotations
 
 import polars as pl
 
+from synthsmith.params import DiversityParams
+from synthsmith.stages import diversity as diversity_stage
+
 
 def metrics(funnel: pl.DataFrame, tasks: pl.DataFrame, verdicts: pl.DataFrame, growth: pl.DataFrame,
-            agreement: pl.DataFrame, executions: pl.DataFrame, llm_usage: pl.DataFrame) -> dict:
+            agreement: pl.DataFrame, executions: pl.DataFrame, llm_usage: pl.DataFrame,
+            task_set: dict | None = None) -> dict:
+    """task_set: from `task_set_metrics` (hygiene, diversity, feature_coverage), merged in."""
     kept = verdicts.filter("kept")
     generated_styles = dict(tasks.group_by("style").len().iter_rows())
     kept_styles = dict(tasks.join(kept, on="task_id").group_by("style").len().iter_rows())
@@ -27,6 +33,28 @@ def metrics(funnel: pl.DataFrame, tasks: pl.DataFrame, verdicts: pl.DataFrame, g
         "execution": dict(executions.group_by("status").len().sort("status").iter_rows()),
         "golden_tests_per_task": round(float(kept["golden_tests"].list.len().mean() or 0.0), 2),
         "llm": llm_metrics(llm_usage),
+    } | (task_set or {})
+
+
+def task_set_metrics(tasks: pl.DataFrame, verdicts: pl.DataFrame, dropped: pl.DataFrame,
+                     task_features: pl.DataFrame, leaves: set[str], params: DiversityParams) -> dict:
+    """Hygiene (every dropped task, keyed by task_id, and counts per reason), diversity (mean
+    cosine distance to the k-means centroid of statement embeddings) and the share of the
+    feature pool's leaves the tasks use: for the generated task set and its verified part."""
+    verified_ids = set(verdicts.filter("kept")["task_id"])
+    verified = tasks.filter(pl.col("task_id").is_in(verified_ids))
+    return {
+        "hygiene": {
+            "dropped": {r["task_id"]: {k: r[k] for k in ("title", "reason", "against", "matched", "score")}
+                        for r in dropped.sort("task_id").iter_rows(named=True)},
+            "dropped_by_reason": dict(dropped.group_by("reason").len().sort("reason").iter_rows()),
+        },
+        "diversity": {"generated": diversity_stage.diversity(tasks["statement"].to_list(), params),
+                      "verified": diversity_stage.diversity(verified["statement"].to_list(), params)},
+        "feature_coverage": {
+            "generated": diversity_stage.coverage(
+                task_features.filter(pl.col("task_id").is_in(set(tasks["task_id"]))), leaves),
+            "verified": diversity_stage.coverage(task_features.filter(pl.col("task_id").is_in(verified_ids)), leaves)},
     }
 
 

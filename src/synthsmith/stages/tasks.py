@@ -27,7 +27,7 @@ SIGNATURE = re.compile(r"class\s+Solution\b.*?def\s+(\w+)\s*\(\s*self", re.DOTAL
 def sample_subtrees(pool: pl.DataFrame, params: GenerateTasksParams) -> pl.DataFrame:
     """One row per task: task_id, style, subtree_json. Task i depends only on (seed, i), so
     lowering num_tasks keeps a prefix, and style draws use their own stream."""
-    leaves = sorted(p for p in leaf_paths(pool) if not p.startswith("programming_language/"))
+    leaves = sorted(sampleable_leaves(pool))
     by_category: dict[str, list[str]] = {}
     for path in leaves:
         by_category.setdefault(path.split("/")[0], []).append(path)
@@ -42,6 +42,22 @@ def sample_subtrees(pool: pl.DataFrame, params: GenerateTasksParams) -> pl.DataF
             styles, weights=[params.style_mix[s] for s in styles])[0]
         rows.append({"task_id": f"task-{i:05d}", "style": style, "subtree_json": json.dumps(_nest(chosen))})
     return pl.DataFrame(rows, schema={"task_id": pl.String, "style": pl.String, "subtree_json": pl.String})
+
+
+def sampleable_leaves(pool: pl.DataFrame) -> set[str]:
+    """The pool leaves subtrees are drawn from (what the report's feature coverage counts)."""
+    return {p for p in leaf_paths(pool) if not p.startswith("programming_language/")}
+
+
+def feature_paths(plans: pl.DataFrame) -> pl.DataFrame:
+    """TASK_FEATURES: each plan's selected features as pool paths (the inverse of `_nest`)."""
+    rows = [{"task_id": task_id, "path": f"{category}/{subcategory}" if leaf == subcategory
+             else f"{category}/{subcategory}/{leaf}"}
+            for task_id, plan in zip(plans["task_id"], plans["plan_json"], strict=True)
+            for category, groups in json.loads(plan)["selected_features_tree"].items()
+            for subcategory, leaves in groups.items() for leaf in leaves]
+    return schemas.conform(pl.DataFrame(rows, schema=schemas.TASK_FEATURES.columns), schemas.TASK_FEATURES).unique(
+        maintain_order=True)
 
 
 def _nest(paths: set[str]) -> dict[str, dict[str, list[str]]]:

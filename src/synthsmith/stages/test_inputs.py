@@ -72,12 +72,17 @@ GENERATORS = {"prompt": (prompt_requests, parse_prompt_inputs)}
 
 
 def weigh(inputs: pl.DataFrame, generator: str, weighting: str) -> tuple[pl.DataFrame, int]:
-    """Dedup inputs per task, number them, add size and semantic weights. Returns (tests, duplicates)."""
+    """`weigh_all` for the inputs of one generator."""
+    return weigh_all(inputs.with_columns(generator=pl.lit(generator)), weighting)
+
+
+def weigh_all(inputs: pl.DataFrame, weighting: str) -> tuple[pl.DataFrame, int]:
+    """Dedup inputs per task (across generators: the first kept), number them per generator
+    ("<task>-p000", "<task>-t000"), add size and semantic weights. Returns (tests, duplicates)."""
     unique = inputs.unique(["task_id", "input"], keep="first", maintain_order=True)
     tests = unique.with_columns(
-        test_id=pl.format("{}-{}{}", pl.col("task_id"), pl.lit(generator[0]),
-                          pl.int_range(pl.len()).over("task_id").cast(pl.String).str.zfill(3)),
-        generator=pl.lit(generator),
+        test_id=pl.format("{}-{}{}", pl.col("task_id"), pl.col("generator").str.slice(0, 1),
+                          pl.int_range(pl.len()).over("task_id", "generator").cast(pl.String).str.zfill(3)),
         size_weight=size_quartile_weight(pl.col("input").str.len_chars()),
         semantic_weight=pl.col("description").map_elements(semantic_weight, return_dtype=pl.Int64),
     ).with_columns(weight=pl.col("size_weight" if weighting == "size" else "semantic_weight"))

@@ -1,0 +1,266 @@
+"""`synthsmith serve`: the pipeline as a Prefect deployment on a real server.
+
+A scratch DVC project with one trivial stage (a tiny Prefect flow started by `run_stage`, as every
+real stage is) keeps each deployed run to a few seconds; the session's loopback server
+(conftest's `prefect_server`) records the runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+TINY_FLOW = '''\
+from pathlib import Path
+
+import yaml
+from synthsmith.orchestration import run_stage
+from prefect import flow, get_run_logger, task
+
+
+@task
+def double(value: int) -> int:
+    return 2 * value
+
+
+@flow(name="tiny")
+def tiny_flow() -> None:
+    value = yaml.safe_load(Path("tiny.yaml").read_text())["value"]
+    result = double(value)
+    get_run_logger().info("tiny stage: %s -> %s", value, result)
+    Path("out").mkdir(exist_ok=True)
+    Path("out/result.txt").write_text(f"{result}\\n")
+
+
+if __name__ == "__main__":
+    run_stage(tiny_flow)
+'''
+
+DVC_YAML = """\
+stages:
+  tiny:
+    cmd: python tiny_flow.py
+    deps: [tiny_flow.py]
+    params:
+      - tiny.yaml:
+          - value
+    outs: [out]
+"""
+
+
+def _git(project: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args],
+                          cwd=project, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def scratch_project(tmp_path, monkeypatch):
+    """A git + DVC project: the real params.yaml (serve section tuned for tests) and one tiny stage."""
+    project = tmp_path / "project"
+    project.mkdir()
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["serve"] = {"name": "scratch", "cron": "15 4 * * *", "timezone": "UTC", "lock_wait_s": 1}
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (project / "tiny_flow.py").write_text(TINY_FLOW)
+    (project / "tiny.yaml").write_text("value: 1\n")
+    (project / "dvc.yaml").write_text(DVC_YAML)
+    (project / ".gitignore").write_text("/out\n/.synthsmith/\n")
+    _git(project, "init", "-q")
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=project, check=True)
+    _git(project, "add", "-A")
+    _git(project, "commit", "-qm", "scratch project")
+    monkeypatch.chdir(project)
+    return project
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)  # what Ctrl-C does: the runner pauses the schedule and exits
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_for_deployment(client, name: str, serve: subprocess.Popen, log: Path, timeout_s: float = 60):
+    from prefect.exceptions import ObjectNotFound
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert serve.poll() is None, f"synthsmith serve exited early:\n{log.read_text()}"
+        try:
+            return client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            time.sleep(0.5)
+    raise AssertionError(f"{name} was not registered within {timeout_s} s:\n{log.read_text()}")
+
+
+def test_served_pipeline_runs_dvc_with_each_stage_as_a_subflow_run(prefect_server, scratch_project):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterParentFlowRunId, LogFilter,
+                                                LogFilterFlowRunId)
+    from prefect.client.schemas.sorting import FlowRunSort, LogSort
+    from prefect.deployments import run_deployment
+
+    log = scratch_project / "serve.log"
+    env = os.environ | {"PREFECT_RUNNER_POLL_FREQUENCY": "1",  # pick triggered runs up within a second
+                        "PREFECT_LOGGING_TO_API_ENABLED": "true"}  # the server outlives these runs
+    with log.open("w") as out:  # no arguments: name and schedule come from params.yaml
+        serve = subprocess.Popen([str(BIN / "synthsmith"), "serve"], cwd=scratch_project, env=env,
+                                 stdout=out, stderr=subprocess.STDOUT)
+    try:
+        with get_client(sync_client=True) as client:
+            deployment = _wait_for_deployment(client, "pipeline/scratch", serve, log)
+            assert [s.schedule.cron for s in deployment.schedules] == ["15 4 * * *"]
+            assert deployment.global_concurrency_limit.limit == 1
+
+            run = run_deployment("pipeline/scratch", timeout=120, poll_interval=1, as_subflow=False)
+            assert run.state.is_completed(), (run.state, log.read_text())
+            assert (scratch_project / "out/result.txt").read_text() == "2\n"
+
+            # The stage's flow run (its own process, started by DVC) hangs under the pipeline run.
+            children = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run.id])),
+                sort=FlowRunSort.START_TIME_ASC, limit=10)
+            assert [(child.name, child.state.type.value) for child in children] == [("tiny", "COMPLETED")]
+            # DVC's output is in the pipeline run's log; the stage's own log (its task runs too) in its run's.
+            deadline = time.monotonic() + 15  # logs reach the API in batches
+
+            def messages(flow_run_id) -> str:
+                return "\n".join(entry.message for entry in client.read_logs(
+                    log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200, offset=0,
+                    sort=LogSort.TIMESTAMP_ASC))
+
+            while True:
+                parent_log, stage_log = messages(run.id), messages(children[0].id)
+                if ("dvc repro finished" in parent_log and "tiny stage: 1 -> 2" in stage_log
+                        and "Finished in state Completed()" in stage_log) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            assert "Running stage 'tiny'" in parent_log and "dvc repro finished" in parent_log, parent_log
+            assert "tiny stage: 1 -> 2" in stage_log and "Finished in state Completed()" in stage_log, stage_log
+
+            # Parameters given with the run: an experiment, named after the flow run.
+            run = run_deployment("pipeline/scratch", parameters={"set_params": ["tiny.yaml:value=5"]},
+                                 timeout=120, poll_interval=1, as_subflow=False)
+            assert run.state.is_completed(), (run.state, log.read_text())
+            assert (scratch_project / "out/result.txt").read_text() == "10\n"
+            assert run.name in _git(scratch_project, "for-each-ref", "--format=%(refname)", "refs/exps")
+    finally:
+        _stop(serve)
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def test_a_run_finding_dvcs_lock_held_is_skipped_with_a_clear_log_line(prefect_server, scratch_project):
+    import zc.lockfile
+
+    from synthsmith.serve import pipeline
+
+    lines = _Lines()
+    logging.getLogger("prefect.flow_runs").addHandler(lines)
+    held = zc.lockfile.LockFile(".dvc/tmp/lock")  # as a running `dvc repro` holds it
+    try:
+        state = pipeline(return_state=True)
+    finally:
+        held.close()
+        logging.getLogger("prefect.flow_runs").removeHandler(lines)
+    assert state.is_completed() and state.name == "Skipped", state
+    text = "\n".join(lines.lines)
+    assert f"DVC's lock (.dvc/tmp/lock) is held by pid {os.getpid()}" in text
+    assert "skipped: DVC's lock (.dvc/tmp/lock) was still held after 1 s" in text
+    assert not (scratch_project / "out").exists() and not (scratch_project / "dvc.lock").exists()
+
+
+def test_waiting_for_dvcs_lock_goes_on_once_it_is_released(tmp_path):
+    import zc.lockfile
+
+    from synthsmith.serve import dvc_lock_holder, wait_for_dvc_lock
+
+    assert dvc_lock_holder(tmp_path) is None  # no .dvc/tmp/lock at all
+    (tmp_path / ".dvc/tmp").mkdir(parents=True)
+    held = zc.lockfile.LockFile(str(tmp_path / ".dvc/tmp/lock"))
+    assert dvc_lock_holder(tmp_path) == f"pid {os.getpid()}"
+    threading.Timer(0.5, held.close).start()
+    log = logging.getLogger(f"test-{uuid.uuid4().hex}")
+    lines = _Lines()
+    log.addHandler(lines)
+    log.setLevel(logging.INFO)
+    started = time.monotonic()
+    assert wait_for_dvc_lock(tmp_path, wait_s=10, log=log, poll_s=0.1)
+    assert time.monotonic() - started < 5
+    assert "waiting up to 10 s" in lines.lines[0] and "released" in lines.lines[1]
+    assert dvc_lock_holder(tmp_path) is None  # looking took nothing
+
+
+def test_overrides_are_checked_before_dvc_runs(tmp_path):
+    from synthsmith.params import UserError
+    from synthsmith.serve import check_overrides, dvc_command
+
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    check_overrides(["generate_tasks.num_tasks=8", "verify.seed=3", "other.yaml:anything=1"], tmp_path)
+    with pytest.raises(UserError, match="is not key=value"):
+        check_overrides(["generate_tasks.num_tasks"], tmp_path)
+    with pytest.raises(UserError, match="generate_tasks.num_tasks"):
+        check_overrides(["generate_tasks.num_tasks=many"], tmp_path)
+    with pytest.raises(UserError, match="no_such_knob"):
+        check_overrides(["verify.no_such_knob=1"], tmp_path)
+    assert dvc_command([], force=False)[3:] == ["repro"]
+    assert dvc_command(["verify.seed=3"], force=True, experiment_name="calm-otter")[3:] == [
+        "exp", "run", "--name", "calm-otter", "--set-param", "verify.seed=3", "--force"]
+
+
+@pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning")  # Prefect's UUID type, on SQLAlchemy 2.1
+def test_prefect_scheduler_can_insert_scheduled_runs_on_sqlalchemy_2_1():
+    """Prefect 3.8.8's scheduler fails on SQLAlchemy 2.1 (see prefect_compat); the patch fixes it."""
+    import sqlalchemy as sa
+    from sqlalchemy.orm import Session
+
+    from prefect.server.database import orm_models
+    from prefect.server.schemas.states import Scheduled
+    from synthsmith.prefect_compat import patch_orm
+
+    engine = sa.create_engine("sqlite://")
+    orm_models.Base.metadata.create_all(engine, tables=[orm_models.Flow.__table__, orm_models.FlowRun.__table__,
+                                                        orm_models.FlowRunState.__table__])
+    state = Scheduled().model_dump()
+    flow_id, run_id = uuid.uuid4(), uuid.uuid4()
+    runs = [{"id": run_id, "flow_id": flow_id, "name": "scheduled", "state": state, "state_type": "SCHEDULED"}]
+
+    def insert() -> None:  # what prefect.server.models.deployments._insert_scheduled_flow_runs does
+        with Session(engine) as session:
+            session.execute(sa.insert(orm_models.Flow), [{"id": flow_id, "name": "f"}])
+            session.execute(sa.insert(orm_models.FlowRun), runs)
+            session.execute(sa.insert(orm_models.FlowRunState), [{"id": uuid.uuid4(), "flow_run_id": run_id, **state}])
+            session.commit()
+
+    if tuple(int(part) for part in sa.__version__.split(".")[:2]) >= (2, 1) and not patch_orm.__dict__.get("done"):
+        with pytest.raises(sa.exc.InvalidRequestError, match="bulk DML"):
+            insert()
+    patch_orm()
+    patch_orm.__dict__["done"] = True
+    insert()
+    with Session(engine) as session:
+        assert session.execute(sa.select(orm_models.FlowRun.name)).scalars().all() == ["scheduled"]
