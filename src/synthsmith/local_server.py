@@ -45,7 +45,7 @@ def local_server(port: int = 4200, home: Path = PROJECT_SERVER_HOME, timeout_s: 
     """Run `prefect server start` (API, UI and scheduler) on 127.0.0.1:port; yields its API URL.
 
     A Prefect server already answering on that port is used as is (and left running)."""
-    from synthsmith.prefect_server import _wait_healthy, ensure_loopback
+    from synthsmith.prefect_server import _wait_healthy, ensure_loopback, stop_server
 
     api_url = f"http://127.0.0.1:{port}/api"
     if healthy(api_url):
@@ -75,9 +75,4 @@ def local_server(port: int = 4200, home: Path = PROJECT_SERVER_HOME, timeout_s: 
             with contextlib.suppress(OSError, ValueError):
                 if json.loads(marker.read_text()).get("pid") == server.pid:
                     marker.unlink()
-            server.terminate()
-            try:
-                server.wait(20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop_server(server, grace_s=20)

@@ -77,12 +77,18 @@ def prefect_api(home: Path, timeout_s: float = 180) -> Iterator[dict[str, str]]:
         _wait_healthy(api, server, timeout_s, home / "server.log")
         yield {"PREFECT_API_URL": api, "PREFECT_HOME": env["PREFECT_HOME"]}
     finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server, grace_s=15)
         log.close()
+
+
+def stop_server(server: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM, then SIGKILL after `grace_s`; reaped either way."""
+    server.terminate()
+    try:
+        server.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 def _wait_healthy(api: str, server: subprocess.Popen, timeout_s: float, log: Path) -> None:

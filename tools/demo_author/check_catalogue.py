@@ -314,17 +314,9 @@ def check_task(path: Path, jobs: int, tmpdir: str):
                                     for j in range(len(tests))))
 
     # ---- majority vote as in the labelling step ----------------------------------------
-    right = wrong_lab = dropped = 0
-    for j in range(len(tests)):
-        votes = collections.Counter(results[(i, j)][1] for i in passes_filter
-                                    if results[(i, j)][0] == "ok")
-        top = votes.most_common(2)
-        if not top or (len(top) == 2 and top[0][1] == top[1][1]):
-            dropped += 1
-        elif top[0][0] == expected[j]:
-            right += 1
-        else:
-            wrong_lab += 1
+    right, wrong_lab, dropped = tally_votes(
+        ((collections.Counter(results[(i, j)][1] for i in passes_filter if results[(i, j)][0] == "ok"),
+          expected[j]) for j in range(len(tests))))
     info["expected"] = expected
     info["vote"] = f"labels right={right} wrong={wrong_lab} dropped={dropped}"
     if info["expect_verified"] is False:
@@ -391,6 +383,21 @@ def main() -> int:
         total_fail += len(batch)
     print(f"{len(args.files)} files, {total_fail} failures")
     return 1 if total_fail else 0
+
+
+def tally_votes(votes_and_expected) -> tuple[int, int, int]:
+    """(right, wrong, dropped) over (Counter of clean outputs, expected output) per input: the
+    plurality output labels the input, a tie at the top drops it."""
+    right = wrong = dropped = 0
+    for votes, expected in votes_and_expected:
+        top = votes.most_common(2)
+        if not top or (len(top) == 2 and top[0][1] == top[1][1]):
+            dropped += 1
+        elif top[0][0] == expected:
+            right += 1
+        else:
+            wrong += 1
+    return right, wrong, dropped
 
 
 if __name__ == "__main__":

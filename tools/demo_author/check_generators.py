@@ -61,6 +61,7 @@ import time
 from pathlib import Path
 
 import yaml
+from check_catalogue import tally_votes  # run as a script from this directory, like check_catalogue
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -510,17 +511,9 @@ def check_task(path: Path, seeds: list[int], pool: cf.Executor, tmp: Path, verbo
     if len(counted) < len(inputs):
         lines.append(f"{len(inputs) - len(counted)} generated inputs equal an existing test (deduplicated)")
     passes_filter = [i for i in runnable if kinds[i] in RUN_KINDS]
-    right = wrong = dropped = 0
-    for j in counted:
-        votes = collections.Counter(tuple(results[(i, j)]["out"].split()) for i in passes_filter
-                                    if results[(i, j)]["status"] == "ok")
-        top = votes.most_common(2)
-        if not top or (len(top) == 2 and top[0][1] == top[1][1]):
-            dropped += 1
-        elif top[0][0] == expected[j]:
-            right += 1
-        else:
-            wrong += 1
+    right, wrong, dropped = tally_votes(
+        ((collections.Counter(tuple(results[(i, j)]["out"].split()) for i in passes_filter
+                              if results[(i, j)]["status"] == "ok"), expected[j]) for j in counted))
     info["vote"] = f"vote on generated inputs: right={right} wrong={wrong} dropped={dropped}"
     if task.get("expect_verified", True) is False:
         if counted and right * 2 >= len(counted):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from synthsmith.llm.cache import Answer, ResponseCache
 from synthsmith.llm.cassette import Cassette
 from synthsmith.llm.limits import EndpointLimits, retrying
 from synthsmith.llm.prompts import render
-from synthsmith.llm.requests import canonical_json, request_key
+from synthsmith.llm.requests import request_key
 from synthsmith.llm.transport import FatalError, TransientError, make_transport
 from synthsmith.params import LLMParams, UserError
 
@@ -82,7 +83,7 @@ class _Run:
 
     async def all(self, rows: list[dict]) -> list[dict]:
         cached = self.cache.get_many([row["request_id"] for row in rows]) if self.cache else {}
-        self.progress = _progress(len(rows), self.gateway.label, self.params.progress and self.live)
+        self.progress = _Progress(len(rows), self.gateway.label, self.params.progress and self.live)
         try:
             answers = await asyncio.gather(*(self.answer(row, cached.get(row["request_id"])) for row in rows))
         finally:
@@ -135,7 +136,8 @@ class _Run:
         limits = self.limits.setdefault(endpoint_name, EndpointLimits(endpoint))
         sampling = _sampling(sampling_json)
         price = pricing.price(self.params, model, live=True)
-        estimate = price.cost(pricing.estimate_tokens(messages), int(sampling.get("max_tokens") or 0))
+        prompt_tokens, max_tokens = pricing.estimate_tokens(messages), int(sampling.get("max_tokens") or 0)
+        estimate = price.cost(prompt_tokens, max_tokens)
         retries = 0
 
         def count_retry(_state) -> None:
@@ -143,7 +145,7 @@ class _Run:
             retries += 1
             self.progress.retries += 1
 
-        async with limits.slot(pricing.estimate_tokens(messages) + int(sampling.get("max_tokens") or 0)):
+        async with limits.slot(prompt_tokens + max_tokens):
             self.reserve(estimate)
             try:
                 async for step in retrying(self.params.max_retries, count_retry):
@@ -214,7 +216,6 @@ class _NoCache:
 
 
 def _sampling(sampling_json: str) -> dict:
-    import json
     return json.loads(sampling_json)
 
 
@@ -253,10 +254,6 @@ class _Progress:
         self.bar.close()
 
 
-def _progress(total: int, label: str, enabled: bool) -> _Progress:
-    return _Progress(total, label, enabled)
-
-
 def load_validator(spec: str | None) -> Validator | None:
     """"module:function" -> the function; JSON-serialisable, so it can key the shard cache."""
     if spec is None:
@@ -292,4 +289,4 @@ def usage(stage: str, responses: pl.DataFrame) -> pl.DataFrame:
     return schemas.conform(table, schemas.LLM_USAGE)
 
 
-__all__ = ["Gateway", "ReplayMiss", "BudgetExceeded", "answer_requests", "shard_settings", "usage", "canonical_json"]
+__all__ = ["Gateway", "ReplayMiss", "BudgetExceeded", "answer_requests", "shard_settings", "usage"]

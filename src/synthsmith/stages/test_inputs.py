@@ -39,7 +39,7 @@ def parse_prompt_inputs(tasks: pl.DataFrame, responses: pl.DataFrame) -> tuple[p
             text = case.get("input_string") if isinstance(case, dict) else None
             if not isinstance(text, str) or not text.strip():
                 dropped["input_missing"] += 1
-            elif task["entry_point"] and not _json_lines(text):
+            elif task["entry_point"] and not json_lines(text):
                 dropped["input_not_json_args"] += 1
             else:
                 rows.append({"task_id": task["task_id"], "input": text if text.endswith("\n") else text + "\n",
@@ -59,7 +59,8 @@ def _test_cases(_: dict, content: str) -> list:
     return cases
 
 
-def _json_lines(text: str) -> bool:
+def json_lines(text: str) -> bool:
+    """Every line parses as JSON: the form of a function-style input (one argument a line)."""
     try:
         for line in text.strip().splitlines():
             json.loads(line)

@@ -18,6 +18,7 @@ from synthsmith.answers import Rejected, parse_answers, reasoning_and_code
 from synthsmith.llm import make_request
 from synthsmith.llm.prompts import render
 from synthsmith.params import GenerateTestsParams
+from synthsmith.stages.test_inputs import json_lines
 
 PACKAGES = ("cyaron", "colorful", "xeger")  # CYaRon and what it imports: copied into the sandbox
 VALIDATOR_TIME_LIMIT_S = 2.0
@@ -103,11 +104,8 @@ def _input_problem(text: str, function_style: bool, max_bytes: int) -> str | Non
         return "input_empty"
     if len(text.encode()) > max_bytes:
         return "input_too_large"
-    if function_style:
-        try:
-            [json.loads(line) for line in text.strip().splitlines()]
-        except json.JSONDecodeError:
-            return "input_not_json_args"
+    if function_style and not json_lines(text):
+        return "input_not_json_args"
     return None
 
 
