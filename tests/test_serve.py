@@ -112,8 +112,10 @@ def _wait_for_deployment(client, name: str, serve: subprocess.Popen, log: Path, 
 
 def test_served_pipeline_runs_dvc_with_each_stage_as_a_subflow_run(prefect_server, scratch_project):
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterParentFlowRunId, LogFilter,
-                                                LogFilterFlowRunId)
+    from prefect.client.schemas.filters import (DeploymentFilter, DeploymentFilterId, FlowRunFilter,
+                                                FlowRunFilterParentFlowRunId, FlowRunFilterState,
+                                                FlowRunFilterStateType, LogFilter, LogFilterFlowRunId)
+    from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort, LogSort
     from prefect.deployments import run_deployment
 
@@ -161,6 +163,16 @@ def test_served_pipeline_runs_dvc_with_each_stage_as_a_subflow_run(prefect_serve
             assert run.state.is_completed(), (run.state, log.read_text())
             assert (scratch_project / "out/result.txt").read_text() == "10\n"
             assert run.name in _git(scratch_project, "for-each-ref", "--format=%(refname)", "refs/exps")
+
+            # The cron schedule yields scheduled runs: this is the insert Prefect's scheduler service
+            # makes every pass (it fails on SQLAlchemy 2.1, hence the pin), asked for through the API.
+            client._client.post(f"/deployments/{deployment.id}/schedule", json={}).raise_for_status()
+            scheduled = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))),
+                sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=10)
+            assert scheduled and {r.expected_start_time.minute for r in scheduled} == {15}, scheduled
     finally:
         _stop(serve)
 
@@ -230,37 +242,3 @@ def test_overrides_are_checked_before_dvc_runs(tmp_path):
     assert dvc_command([], force=False)[3:] == ["repro"]
     assert dvc_command(["verify.seed=3"], force=True, experiment_name="calm-otter")[3:] == [
         "exp", "run", "--name", "calm-otter", "--set-param", "verify.seed=3", "--force"]
-
-
-@pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning")  # Prefect's UUID type, on SQLAlchemy 2.1
-def test_prefect_scheduler_can_insert_scheduled_runs_on_sqlalchemy_2_1():
-    """Prefect 3.8.8's scheduler fails on SQLAlchemy 2.1 (see prefect_compat); the patch fixes it."""
-    import sqlalchemy as sa
-    from sqlalchemy.orm import Session
-
-    from prefect.server.database import orm_models
-    from prefect.server.schemas.states import Scheduled
-    from synthsmith.prefect_compat import patch_orm
-
-    engine = sa.create_engine("sqlite://")
-    orm_models.Base.metadata.create_all(engine, tables=[orm_models.Flow.__table__, orm_models.FlowRun.__table__,
-                                                        orm_models.FlowRunState.__table__])
-    state = Scheduled().model_dump()
-    flow_id, run_id = uuid.uuid4(), uuid.uuid4()
-    runs = [{"id": run_id, "flow_id": flow_id, "name": "scheduled", "state": state, "state_type": "SCHEDULED"}]
-
-    def insert() -> None:  # what prefect.server.models.deployments._insert_scheduled_flow_runs does
-        with Session(engine) as session:
-            session.execute(sa.insert(orm_models.Flow), [{"id": flow_id, "name": "f"}])
-            session.execute(sa.insert(orm_models.FlowRun), runs)
-            session.execute(sa.insert(orm_models.FlowRunState), [{"id": uuid.uuid4(), "flow_run_id": run_id, **state}])
-            session.commit()
-
-    if tuple(int(part) for part in sa.__version__.split(".")[:2]) >= (2, 1) and not patch_orm.__dict__.get("done"):
-        with pytest.raises(sa.exc.InvalidRequestError, match="bulk DML"):
-            insert()
-    patch_orm()
-    patch_orm.__dict__["done"] = True
-    insert()
-    with Session(engine) as session:
-        assert session.execute(sa.select(orm_models.FlowRun.name)).scalars().all() == ["scheduled"]

@@ -61,8 +61,7 @@ def local_server(port: int = 4200, home: Path = PROJECT_SERVER_HOME, timeout_s: 
     log_path = home / "server.log"
     echo(f"starting a Prefect server on 127.0.0.1:{port} (PREFECT_HOME={home}, log {log_path}) ...")
     with log_path.open("w") as log:
-        # `prefect server start`, with the fix that lets its scheduler run on SQLAlchemy 2.1 (prefect_compat)
-        server = subprocess.Popen([sys.executable, "-m", "synthsmith.prefect_compat", "server", "start",
+        server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start",
                                    "--host", "127.0.0.1", "--port", str(port)],
                                   env=env, stdout=log, stderr=subprocess.STDOUT)
         marker = home / SERVER_FILE
