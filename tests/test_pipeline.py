@@ -154,36 +154,106 @@ def test_bad_seed_file_fails_with_one_line_naming_the_file(tmp_path, prefect_ser
     assert not (project / "data" / "seeds").exists()
 
 
-def test_dvc_repro_twice_is_a_no_op_and_a_knob_reruns_only_its_stages(tmp_path, prefect_server):
-    project = _copy_project(tmp_path / "project")
-    git = lambda *args: subprocess.run(["git", *args], cwd=project, check=True, capture_output=True)  # noqa: E731
-    git("init", "-q")
-    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "x", "--allow-empty")
-    git("add", "-A")
-    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "project")
-    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    repro = lambda: subprocess.run(["dvc", "repro"], cwd=project, env=env, capture_output=True, text=True)  # noqa: E731
+GIT_USER = ("-c", "user.email=t@example.invalid", "-c", "user.name=t")
+DOWNSTREAM_OF_TASKS = {"generate_tasks", "generate_tests", "generate_solutions", "execute", "verify", "export", "report"}
 
-    first = repro()
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+
+def _run(project: Path, *command: str) -> subprocess.CompletedProcess:
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(list(command), cwd=project, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"{' '.join(command)}:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+    return done
+
+
+def _stages_run(dvc_output: str) -> set[str]:
+    return {line.split("'")[1] for line in dvc_output.splitlines() if line.startswith("Running stage")}
+
+
+def _numbers(a: dict, b: dict, prefix: str = ""):
+    """(dotted key, (a's value, b's value)) for every number in both, as `dvc metrics diff` names them."""
+    for key in a.keys() & b.keys():
+        if isinstance(a[key], dict) and isinstance(b[key], dict):
+            yield from _numbers(a[key], b[key], f"{prefix}{key}.")
+        elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a[key], b[key])):
+            yield f"{prefix}{key}", (a[key], b[key])
+
+
+def _back_to_commit(project: Path) -> None:
+    _run(project, "git", "checkout", "-q", "--", ".")
+    _run(project, "dvc", "checkout", "-q", "--force")
+
+
+@pytest.fixture(scope="module")
+def demo_repo(tmp_path_factory, prefect_server):
+    """The shipped project in a git repository, reproduced by `dvc repro` and committed."""
+    project = _copy_project(tmp_path_factory.mktemp("demo") / "project")
+    _run(project, "git", "init", "-q")
+    _run(project, "git", "add", "-A")
+    _run(project, "git", *GIT_USER, "commit", "-qm", "project")
+    _run(project, "dvc", "repro")
     assert json.loads((project / "reports/metrics.json").read_text())["tasks"]["verified"] >= 10
     _assert_goldens_are_correct_candidates(project)
-    git("add", "-A")
-    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "demo run")
+    _run(project, "git", "add", "-A")
+    _run(project, "git", *GIT_USER, "commit", "-qm", "demo run")
+    return project
 
-    second = repro()
-    assert second.returncode == 0 and "Running stage" not in second.stdout, second.stdout
 
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["generate_tasks"]["min_tokens"] = 400  # drops some tasks; the rest replay from the cassette
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    third = repro()
-    ran = {line.split("'")[1] for line in third.stdout.splitlines() if line.startswith("Running stage")}
-    downstream = {"generate_tasks", "generate_tests", "generate_solutions", "execute", "verify", "export", "report"}
-    assert third.returncode == 0 and "generate_tasks" in ran and ran <= downstream, third.stdout + third.stderr
-    dvc = lambda *args: subprocess.run(["dvc", *args], cwd=project, env=env, capture_output=True, text=True)  # noqa: E731
-    assert "generate_tasks.min_tokens" in dvc("params", "diff").stdout
-    assert "tasks.generated" in dvc("metrics", "diff").stdout
+def test_dvc_repro_twice_is_a_no_op_and_a_knob_reruns_only_its_stages(demo_repo):
+    project = demo_repo
+    try:
+        assert "Running stage" not in _run(project, "dvc", "repro").stdout
+
+        params = yaml.safe_load((project / "params.yaml").read_text())
+        params["generate_tasks"]["min_tokens"] = 400  # drops some tasks; the rest replay from the cassette
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        ran = _stages_run(_run(project, "dvc", "repro").stdout)
+        assert "generate_tasks" in ran and ran <= DOWNSTREAM_OF_TASKS, ran
+        assert "generate_tasks.min_tokens" in _run(project, "dvc", "params", "diff").stdout
+        assert "tasks.generated" in _run(project, "dvc", "metrics", "diff").stdout
+    finally:
+        _back_to_commit(project)
+
+
+PLOTS = {"funnel", "style_mix", "feature_growth", "agreement_histogram"}
+
+
+def test_two_experiments_diff_with_synthsmith_dvc_metrics_and_dvc_plots(demo_repo):
+    """The newcomer's path: a second experiment with another task-sampling seed (the shipped
+    cassette holds both), then every way of comparing it with the committed run."""
+    project = demo_repo
+    try:
+        ran = _stages_run(_run(project, "dvc", "exp", "run", "-n", "seed4", "-S", "generate_tasks.seed=4").stdout)
+        assert ran == DOWNSTREAM_OF_TASKS, ran
+        metrics = {"HEAD": json.loads(_run(project, "git", "show", "HEAD:reports/metrics.json").stdout),
+                   "seed4": json.loads((project / "reports/metrics.json").read_text())}
+
+        diff = json.loads(_run(project, "synthsmith", "diff", "HEAD", "seed4", "--json").stdout)
+        tasks = diff["tasks"]
+        assert all(type(tasks[key]) is int for key in ("added", "removed", "changed"))
+        assert tasks["added"] + tasks["removed"] + tasks["changed"] > 0 and not diff["identical"]
+        assert diff["metrics"]["tasks"]["verified"] == {
+            "a": metrics["HEAD"]["tasks"]["verified"], "b": metrics["seed4"]["tasks"]["verified"],
+            "delta": metrics["seed4"]["tasks"]["verified"] - metrics["HEAD"]["tasks"]["verified"]}
+        same = json.loads(_run(project, "synthsmith", "diff", "seed4", "seed4", "--json").stdout)
+        assert same["identical"] and (same["tasks"]["added"], same["tasks"]["removed"], same["tasks"]["changed"]) == (0, 0, 0)
+        assert "added" in _run(project, "synthsmith", "diff", "HEAD", "seed4").stdout  # the readable table
+
+        metrics_diff = json.loads(_run(project, "dvc", "metrics", "diff", "HEAD", "seed4", "--json").stdout)
+        changed = {key: pair for key, pair in _numbers(metrics["HEAD"], metrics["seed4"]) if pair[0] != pair[1]}
+        assert changed and changed.keys() <= metrics_diff["reports/metrics.json"].keys()
+        for key, (old, new) in changed.items():
+            assert (metrics_diff["reports/metrics.json"][key]["old"], metrics_diff["reports/metrics.json"][key]["new"]) == (old, new)
+
+        plots = json.loads(_run(project, "dvc", "plots", "diff", "HEAD", "seed4", "--json").stdout)["data"]
+        assert set(plots) == PLOTS  # each plot once: the CSVs are not also drawn as default line plots
+        for name, (plot,) in plots.items():
+            assert sorted(plot["revisions"]) == ["HEAD", "seed4"], name
+            assert {row["rev"] for row in plot["content"]["data"]["values"]} == {"HEAD", "seed4"}, name
+        histogram = plots["agreement_histogram"][0]["content"]["data"]["values"]
+        for rev, numbers in metrics.items():  # every generated task is in one bin of its experiment's histogram
+            assert sum(int(row["tasks"]) for row in histogram if row["rev"] == rev) == numbers["tasks"]["generated"]
+    finally:
+        _back_to_commit(project)
 
 
 def _assert_goldens_are_correct_candidates(project: Path) -> None:

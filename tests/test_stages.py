@@ -719,6 +719,21 @@ def test_metrics_keep_rate_style_mix_and_counts():
     json.dumps(result)  # the report writes it as JSON
 
 
+def test_agreement_histogram_bins_every_task_and_lists_every_bin():
+    agreement = pl.DataFrame({"task_id": ["a", "b", "c", "d", "e", "f"], "labelled_tests": [10, 4, 5, 3, 0, 2],
+                              "tied_tests": [0] * 6, "mean_top_share": [7 / 10, 1.0, 0.05, 0.75, None, 1 - 0.9]})
+    verdicts = pl.DataFrame({"task_id": ["a", "b", "d"], "kept": [True, True, False]})
+    histogram = report.agreement_histogram(agreement, verdicts)
+    assert histogram["agreement"].to_list() == [f"0.{i}-{(i + 1) / 10:.1f}" for i in range(10)] + ["none"]
+    counts = {row["agreement"]: (row["tasks"], row["verified"]) for row in histogram.iter_rows(named=True)
+              if row["tasks"]}
+    # 1 - 0.9 (0.0999...98 in floats) is a tenth, 1.0 belongs to the last bin, no labels to `none`
+    assert counts == {"0.0-0.1": (1, 0), "0.1-0.2": (1, 0), "0.7-0.8": (2, 1), "0.9-1.0": (1, 1), "none": (1, 0)}
+    assert histogram["tasks"].sum() == agreement.height
+    empty = report.agreement_histogram(schemas.AGREEMENT.empty(), schemas.VERDICTS.empty())
+    assert empty.height == 11 and empty["tasks"].sum() == 0
+
+
 def test_metrics_with_nothing_generated():
     empty = report.metrics(schemas.FUNNEL.empty(), schemas.TASKS.empty(), schemas.VERDICTS.empty(),
                            schemas.FEATURE_GROWTH.empty(), schemas.AGREEMENT.empty(), schemas.EXECUTIONS.empty(),

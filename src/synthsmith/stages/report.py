@@ -81,4 +81,20 @@ def plot_tables(funnel: pl.DataFrame, tasks: pl.DataFrame, verdicts: pl.DataFram
         generated=pl.len(), verified=pl.col("kept").fill_null(False).sum()).sort("style")
     return {"funnel": stage_counts.rename({"in": "count_in", "out": "count_out"}), "style_mix": styles,
             "feature_growth": growth.select("category", "leaves_before", "leaves_after"),
-            "agreement": agreement.select("task_id", "mean_top_share").sort("task_id")}
+            "agreement_histogram": agreement_histogram(agreement, verdicts)}
+
+
+AGREEMENT_BINS = [f"{i / 10:.1f}-{(i + 1) / 10:.1f}" for i in range(10)] + ["none"]
+
+
+def agreement_histogram(agreement: pl.DataFrame, verdicts: pl.DataFrame) -> pl.DataFrame:
+    """Tasks (and verified tasks) per tenth of mean top-answer share; `none`: no labelled test.
+    Every bin is listed, empty or not, so histograms of two experiments line up row by row."""
+    binned = agreement.join(verdicts.select("task_id", "kept"), on="task_id", how="left").select(
+        pl.when(pl.col("mean_top_share").is_null()).then(pl.lit("none"))
+        .otherwise(pl.lit(AGREEMENT_BINS).list.get(  # round first: (1 - 0.9) * 10 is 0.99999...
+            (pl.col("mean_top_share") * 10).round(9).floor().clip(0, 9).cast(pl.Int64))).alias("agreement"),
+        pl.col("kept").fill_null(False))
+    counts = binned.group_by("agreement").agg(tasks=pl.len(), verified=pl.col("kept").sum())
+    return pl.DataFrame({"agreement": AGREEMENT_BINS}).join(counts, on="agreement", how="left").select(
+        "agreement", pl.col("tasks", "verified").fill_null(0).cast(pl.Int64))
