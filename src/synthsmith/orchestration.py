@@ -106,12 +106,14 @@ def _runs_in_process() -> bool:
 def task_runner(runner: RunnerParams) -> TaskRunner | None:
     """The task runner `runner` asks for; None for `local` (the flow's own ThreadPoolTaskRunner).
 
-    `dask` with an `address` connects to that scheduler, whose workers must reach the same Prefect
-    server as the stage (PREFECT_API_URL) and import this project. Without one it starts a
-    LocalCluster of `workers` processes x `threads_per_worker` threads on 127.0.0.1 for the length
-    of the flow; its workers report to the stage's own Prefect server."""
+    With an `address` it connects to that Dask scheduler or Ray cluster, whose workers must reach
+    the same Prefect server as the stage (PREFECT_API_URL) and import this project. Without one it
+    starts workers on this machine for the length of the flow (`workers` of them), which report
+    to the stage's own Prefect server, even a temporary one."""
     if runner.kind == "local":
         return None
+    if runner.kind == "ray":
+        return _ray_task_runner(runner)
     from prefect_dask import DaskTaskRunner
 
     logging.getLogger("distributed").setLevel(logging.WARNING)  # Dask's INFO lines would bury the stage's log
@@ -125,18 +127,37 @@ def task_runner(runner: RunnerParams) -> TaskRunner | None:
         "dashboard_address": None})
 
 
+def _ray_task_runner(runner: RunnerParams) -> TaskRunner:
+    if runner.address and not os.environ.get("PREFECT_API_URL"):
+        raise UserError("runner.address: the Ray workers must report to the stage's Prefect server; set "
+                        "PREFECT_API_URL here to a server they all reach (the stage passes it on to them)")
+    try:
+        from synthsmith.ray_runner import ray_task_runner
+    except ModuleNotFoundError as missing:
+        if missing.name not in {"prefect_ray", "ray"}:
+            raise
+        raise UserError("runner.kind: ray needs prefect-ray, the optional extra `ray`: "
+                        "uv pip install -c requirements.lock -e '.[ray]'") from None
+    return ray_task_runner(runner)
+
+
+def stage_api_url() -> str:
+    """The Prefect API of the running flow, even a temporary server's: workers started for the flow
+    must report there, or each would start a temporary server of its own."""
+    from prefect.client.orchestration import get_client
+
+    return str(get_client(sync_client=True).api_url)  # in a flow run, and as its task runner starts: the engine's
+
+
 def _local_cluster(**kwargs):
-    """A LocalCluster whose worker processes talk to the Prefect server of this flow run, even a
-    temporary one: without PREFECT_API_URL each worker would start a temporary server of its own."""
+    """A LocalCluster whose worker processes talk to the Prefect server of this flow run."""
     import dask.config
     from distributed import LocalCluster
 
-    context = FlowRunContext.get()
-    api_url = os.environ.get("PREFECT_API_URL") or (str(context.client.api_url) if context else None)
     # Set before the workers spawn, so that Dask's INFO lines stay out of the stage's log there too.
     quiet = dask.config.get("distributed.nanny.pre-spawn-environ") | {"DASK_LOGGING__DISTRIBUTED": "warning"}
     with dask.config.set({"distributed.nanny.pre-spawn-environ": quiet}):
-        return LocalCluster(**kwargs, env={"PREFECT_API_URL": api_url} if api_url else {})
+        return LocalCluster(**kwargs, env={"PREFECT_API_URL": stage_api_url()})
 
 
 def with_runner(flow, runner: RunnerParams):

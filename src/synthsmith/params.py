@@ -183,10 +183,12 @@ class ExportParams(_Section):
 
 class RunnerParams(_Section):
     """Where the stages' shard tasks run: how, never what (no stage's DVC param; results are identical)."""
-    kind: Literal["local", "dask"] = "local"  # local: in the stage process; dask: prefect-dask's DaskTaskRunner
-    address: str | None = None  # dask: a running scheduler, e.g. tcp://10.0.0.5:8786; null: a LocalCluster
-    workers: int = Field(2, ge=1)  # LocalCluster only: worker processes
-    threads_per_worker: int = Field(1, ge=1)  # LocalCluster only: shards one worker runs at once
+    # local: in the stage process; dask: prefect-dask's DaskTaskRunner; ray: prefect-ray's RayTaskRunner
+    kind: Literal["local", "dask", "ray"] = "local"
+    # a running cluster (dask: tcp://10.0.0.5:8786; ray: ray://10.0.0.5:10001 or auto); null: one on this machine
+    address: str | None = None
+    workers: int = Field(2, ge=1)  # on this machine only: Dask worker processes, or the local Ray instance's CPUs
+    threads_per_worker: int = Field(1, ge=1)  # Dask LocalCluster only: shards one worker runs at once
 
 
 class ServeParams(_Section):
