@@ -7,10 +7,12 @@ real stage is) keeps each deployed run to a few seconds; the session's loopback 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -175,6 +177,60 @@ def test_served_pipeline_runs_dvc_with_each_stage_as_a_subflow_run(prefect_serve
             assert scheduled and {r.expected_start_time.minute for r in scheduled} == {15}, scheduled
     finally:
         _stop(serve)
+
+
+def _serve_with_its_own_server(project: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    """`synthsmith serve --start-server` as from a terminal: a process group of its own (the
+    foreground job, which Ctrl-C signals as a whole); no PREFECT_API_URL of the test session's."""
+    from synthsmith.prefect_server import _free_port
+
+    port = _free_port()
+    env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
+    with log.open("w") as out:
+        serve = subprocess.Popen([str(BIN / "synthsmith"), "serve", "--start-server", "--port", str(port)],
+                                 cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while "run it now:" not in log.read_text():  # printed once the deployment is registered
+        assert serve.poll() is None, f"synthsmith serve exited early:\n{log.read_text()}"
+        assert time.monotonic() < deadline, f"serve did not start within 120 s:\n{log.read_text()}"
+        time.sleep(0.5)
+    return serve, f"http://127.0.0.1:{port}/api"
+
+
+def test_serve_with_its_own_server_pauses_the_schedule_on_ctrl_c_then_stops_the_server(scratch_project):
+    from synthsmith.local_server import healthy
+
+    log = scratch_project / "serve.log"
+    serve, api_url = _serve_with_its_own_server(scratch_project, log)
+    try:
+        # Prefect's CLI works against it (its list commands send JSON nulls that fastapi >= 0.151 rejects).
+        for command, shows in ((["deployment", "ls"], "pipeline/scratch"), (["flow-run", "ls"], "No flow runs found.")):
+            listed = subprocess.run([str(BIN / "prefect"), *command], capture_output=True, text=True, timeout=120,
+                                    env=os.environ | {"PREFECT_API_URL": api_url, "COLUMNS": "200"})
+            assert listed.returncode == 0 and shows in listed.stdout, listed.stdout + listed.stderr
+        os.killpg(serve.pid, signal.SIGINT)  # Ctrl-C in the terminal: the server is not in the group
+        assert serve.wait(60) == 0, log.read_text()
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
+    home = scratch_project / ".synthsmith/prefect-home"
+    assert "All deployments have been paused!" in log.read_text(), log.read_text()
+    assert not healthy(api_url) and not (home / "server.json").exists()
+    with sqlite3.connect(home / "prefect.db") as db:  # paused while the server was still up to record it
+        assert db.execute("select name, paused from deployment").fetchall() == [("scratch", 1)]
+
+
+def test_serve_stops_when_its_server_dies(scratch_project):
+    log = scratch_project / "serve.log"
+    serve, api_url = _serve_with_its_own_server(scratch_project, log)
+    try:
+        server_pid = json.loads((scratch_project / ".synthsmith/prefect-home/server.json").read_text())["pid"]
+        os.kill(server_pid, signal.SIGKILL)
+        assert serve.wait(60) == 1, log.read_text()  # not polling a dead server forever
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
+    assert f"error: the Prefect server (pid {server_pid}) exited with code -9" in log.read_text()
 
 
 class _Lines(logging.Handler):

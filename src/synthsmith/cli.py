@@ -231,26 +231,35 @@ def serve_command(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     with contextlib.ExitStack() as stack:
+        server = None
         if start_server:
             try:
-                api_url = stack.enter_context(local_server(port=port, echo=lambda line: typer.echo(line, err=True)))
+                server = stack.enter_context(local_server(port=port, echo=lambda line: typer.echo(line, err=True)))
             except RuntimeError as exc:  # the port is taken, or the server died on start: its log says why
                 typer.echo(f"error: {exc}", err=True)
                 raise typer.Exit(1) from exc
-        else:
-            api_url = os.environ.get("PREFECT_API_URL") or project_server_url()
+        api_url = server.api_url if server else os.environ.get("PREFECT_API_URL") or project_server_url()
         if not api_url:
             typer.echo("error: no Prefect server to serve on: start one and set PREFECT_API_URL "
                        "(see docs/ui.md), or pass --start-server", err=True)
             raise typer.Exit(2)
         os.environ["PREFECT_API_URL"] = api_url  # before Prefect is imported: its settings are read once
-        from synthsmith.serve import serve_pipeline
+        from synthsmith.serve import pipeline_runner, run_until_stopped, stop_without_pausing
 
         schedule = None if no_schedule else (cron or settings.cron)
-        typer.echo(f"serving pipeline/{name or settings.name} on {api_url} from {Path.cwd()}; "
-                   f"schedule: {schedule or 'none'}" + (f" ({settings.timezone})" if schedule else ""), err=True)
         try:
-            serve_pipeline(name=name or settings.name, cron=schedule, timezone=settings.timezone)
+            runner, deployment_id = pipeline_runner(name=name or settings.name, cron=schedule,
+                                                    timezone=settings.timezone)
         except UserError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
+        if server:
+            server.on_exit = lambda code: stop_without_pausing(runner)
+        typer.echo(f"serving pipeline/{name or settings.name} on {api_url} from {Path.cwd()}; "
+                   f"schedule: {schedule or 'none'}" + (f" ({settings.timezone})" if schedule else "")
+                   + "; Ctrl-C pauses the schedule and stops", err=True)
+        typer.echo(f"  run it now: prefect deployment run 'pipeline/{name or settings.name}', or from the UI: "
+                   f"{api_url.removesuffix('/api')}/deployments/deployment/{deployment_id}", err=True)
+        run_until_stopped(runner)
+    if server and server.exit_code is not None:
+        raise typer.Exit(1)

@@ -14,8 +14,10 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_SERVER_HOME = Path(".synthsmith/prefect-home")
@@ -39,18 +41,28 @@ def project_server_url(home: Path = PROJECT_SERVER_HOME, timeout_s: float = 1.0)
     return api_url if isinstance(api_url, str) and healthy(api_url, timeout_s) else None
 
 
+@dataclass
+class LocalServer:
+    api_url: str
+    exit_code: int | None = None  # set if the server stopped before we stopped it
+    # Called (from a watcher thread) with the exit code if the server stops before we stop it.
+    on_exit: Callable[[int], None] | None = None
+
+
 @contextlib.contextmanager
 def local_server(port: int = 4200, home: Path = PROJECT_SERVER_HOME, timeout_s: float = 180,
-                 echo=print) -> Iterator[str]:
-    """Run `prefect server start` (API, UI and scheduler) on 127.0.0.1:port; yields its API URL.
+                 echo=print) -> Iterator[LocalServer]:
+    """Run `prefect server start` (API, UI and scheduler) on 127.0.0.1:port for the block.
 
-    A Prefect server already answering on that port is used as is (and left running)."""
+    A Prefect server already answering on that port is used as is (and left running). The server
+    runs in a session of its own: a Ctrl-C (or any signal to our process group) reaches only us,
+    so the server is still there while we shut down cleanly, and we stop it last."""
     from synthsmith.prefect_server import _wait_healthy, ensure_loopback, stop_server
 
     api_url = f"http://127.0.0.1:{port}/api"
     if healthy(api_url):
         echo(f"a Prefect server already answers at {api_url}: using it")
-        yield api_url
+        yield LocalServer(api_url)
         return
     ensure_loopback()
     home = home.resolve()
@@ -63,14 +75,27 @@ def local_server(port: int = 4200, home: Path = PROJECT_SERVER_HOME, timeout_s: 
     with log_path.open("w") as log:
         server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start",
                                    "--host", "127.0.0.1", "--port", str(port)],
-                                  env=env, stdout=log, stderr=subprocess.STDOUT)
+                                  env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         marker = home / SERVER_FILE
+        handle = LocalServer(api_url)
+        stopping = threading.Event()
+
+        def watch() -> None:
+            code = server.wait()
+            if not stopping.is_set():
+                handle.exit_code = code
+                echo(f"error: the Prefect server (pid {server.pid}) exited with code {code}; see {log_path}")
+                if handle.on_exit:
+                    handle.on_exit(code)
+
         try:
             _wait_healthy(api_url, server, timeout_s, log_path)
             marker.write_text(json.dumps({"api_url": api_url, "pid": server.pid}) + "\n")
             echo(f"Prefect UI: http://127.0.0.1:{port}  (API {api_url})")
-            yield api_url
+            threading.Thread(target=watch, name="prefect-server-watch", daemon=True).start()
+            yield handle
         finally:
+            stopping.set()
             with contextlib.suppress(OSError, ValueError):
                 if json.loads(marker.read_text()).get("pid") == server.pid:
                     marker.unlink()

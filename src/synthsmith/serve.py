@@ -199,28 +199,51 @@ def pipeline(set_params: list[str] = [], force: bool = False) -> State | None:  
         time.sleep(1.0)
 
 
-def serve_pipeline(name: str, cron: str | None, timezone: str = "UTC", poll_s: float | None = None) -> None:
-    """Register the `pipeline` deployment (schedule from cron, at most one run at a time) and run
-    its flow runs here, from the current directory, until interrupted."""
+def pipeline_runner(name: str, cron: str | None, timezone: str = "UTC"):
+    """A Prefect Runner holding the `pipeline` deployment (schedule from cron, at most one run at a
+    time, from the current directory), paused when the runner stops; and the deployment's id."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.deployments.runner import EntrypointType
+    from prefect.runner import Runner
     from prefect.schedules import Cron
 
     try:
         schedules = [Cron(cron, timezone=timezone)] if cron else None
     except ValueError as exc:
         raise UserError(f"serve.cron: {exc}") from None
-    pipeline.serve(
+    runner = Runner(name=name, pause_on_shutdown=True, limit=1)
+    deployment_id = runner.add_flow(
+        pipeline,
         name=name,
         schedules=schedules,
-        global_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
-        limit=1,
+        concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
         tags=["synthsmith"],
         description=f"`dvc repro` in {Path.cwd()} (or `dvc exp run -S ...` with set_params); "
                     "DVC decides which stages rerun.",
         entrypoint_type=EntrypointType.MODULE_PATH,
-        pause_on_shutdown=True,
     )
+    return runner, deployment_id
+
+
+def run_until_stopped(runner) -> None:
+    """Poll for and execute the deployment's runs until Ctrl-C / SIGTERM (which pause the schedule)."""
+    import asyncio
+
+    from prefect.exceptions import TerminationSignal
+
+    try:
+        asyncio.run(runner.start())
+    except (KeyboardInterrupt, TerminationSignal):
+        pass
+
+
+def stop_without_pausing(runner) -> None:
+    """Stop `run_until_stopped` from another thread when the server is gone: pausing the schedule
+    would only retry against a dead server."""
+    import _thread
+
+    runner.pause_on_shutdown = False
+    _thread.interrupt_main()  # a Ctrl-C for the main thread, which runs the runner's event loop
 
 
 def run_under_parent(stage_flow: Callable, parent_flow_run_id: str) -> None:
