@@ -21,8 +21,8 @@ needs_prefect_ray = pytest.mark.skipif(importlib.util.find_spec("prefect_ray") i
 @needs_prefect_ray
 def test_ray_runner_gives_the_local_results(prefect_server, tmp_path):
     """tests/scale_out.py's check, in an interpreter of its own as a stage runs: once imported, Ray
-    leaves process-wide state behind (filelock's fork guard, colorful's module without a spec) that
-    breaks later tests of this session which fork from threads or copy packages into the sandbox."""
+    leaves process-wide state behind (filelock's fork guard) that breaks later tests of this
+    session which fork from threads."""
     # Ray workers import shard functions by module name, as Dask's do, but get only the working
     # directory on sys.path, not the tests'; the local Ray instance inherits this environment.
     python_path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))

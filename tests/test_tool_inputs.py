@@ -82,3 +82,16 @@ def test_wrapper_reads_back_a_function_style_file_as_json_lines():
     inputs, dropped = tool_inputs.collect_inputs(results, TASKS, PARAMS)
     assert [json.loads(line) for line in inputs["input"][0].splitlines()] == [[3, 1], "ab"]
     assert not dropped and schemas.SANDBOX_JOBS.columns
+
+
+def test_packages_are_copied_even_after_this_process_imported_them(tmp_path):
+    """An imported colorful (CYaRon imports it) replaces itself in sys.modules by an object with no
+    __spec__, which importlib.util.find_spec refuses: the copy must look at the installed files."""
+    import colorful  # noqa: F401
+    import cyaron  # noqa: F401
+
+    from synthsmith.sandbox import _copy_packages
+
+    library = _copy_packages(tool_inputs.PACKAGES, tmp_path / "lib")
+    assert sorted(path.name for path in library.iterdir()) == sorted(tool_inputs.PACKAGES)
+    assert (library / "colorful" / "__init__.py").is_file() and (library / "cyaron" / "__init__.py").is_file()

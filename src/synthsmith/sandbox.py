@@ -288,11 +288,13 @@ class _Pool:
 
 def _copy_packages(names: tuple[str, ...], library: Path) -> Path:
     """Copies, not links: the jobs may not see the venv (it can sit under a hidden home)."""
-    import importlib.util
+    from importlib.machinery import PathFinder
 
     library.mkdir(mode=0o755)
     for name in names:
-        spec = importlib.util.find_spec(name)
+        # The installed files, whatever this process imported: an imported colorful (CYaRon's,
+        # Ray's) replaces itself in sys.modules by an object without __spec__.
+        spec = PathFinder.find_spec(name)
         if spec is None or not spec.submodule_search_locations:
             raise SandboxError(f"package {name!r} is not installed, so sandbox jobs cannot import it")
         shutil.copytree(next(iter(spec.submodule_search_locations)), library / name,
