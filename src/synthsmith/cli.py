@@ -247,18 +247,18 @@ def serve_command(
         from synthsmith.serve import pipeline_runner, run_until_stopped, stop_without_pausing
 
         schedule = None if no_schedule else (cron or settings.cron)
+        name = name or settings.name
         try:
-            runner, deployment_id = pipeline_runner(name=name or settings.name, cron=schedule,
-                                                    timezone=settings.timezone)
+            runner, deployment_id = pipeline_runner(name=name, cron=schedule, timezone=settings.timezone)
         except UserError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
         if server:
             server.on_exit = lambda code: stop_without_pausing(runner)
-        typer.echo(f"serving pipeline/{name or settings.name} on {api_url} from {Path.cwd()}; "
+        typer.echo(f"serving pipeline/{name} on {api_url} from {Path.cwd()}; "
                    f"schedule: {schedule or 'none'}" + (f" ({settings.timezone})" if schedule else "")
                    + "; Ctrl-C pauses the schedule and stops", err=True)
-        typer.echo(f"  run it now: prefect deployment run 'pipeline/{name or settings.name}', or from the UI: "
+        typer.echo(f"  run it now: prefect deployment run 'pipeline/{name}', or from the UI: "
                    f"{api_url.removesuffix('/api')}/deployments/deployment/{deployment_id}", err=True)
         run_until_stopped(runner)
     if server and server.exit_code is not None:
