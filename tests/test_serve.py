@@ -198,6 +198,16 @@ def _serve_with_its_own_server(project: Path, log: Path) -> tuple[subprocess.Pop
     return serve, f"http://127.0.0.1:{port}/api"
 
 
+def _kill_if_left(serve: subprocess.Popen, project: Path) -> None:
+    """After a failed test: serve, and its server, which runs in a session of its own."""
+    if serve.poll() is None:
+        os.killpg(serve.pid, signal.SIGKILL)
+    try:
+        os.kill(json.loads((project / ".synthsmith/prefect-home/server.json").read_text())["pid"], signal.SIGKILL)
+    except (OSError, ValueError):
+        pass
+
+
 def test_serve_with_its_own_server_pauses_the_schedule_on_ctrl_c_then_stops_the_server(scratch_project):
     from synthsmith.local_server import healthy
 
@@ -214,8 +224,7 @@ def test_serve_with_its_own_server_pauses_the_schedule_on_ctrl_c_then_stops_the_
         os.killpg(serve.pid, signal.SIGINT)  # Ctrl-C in the terminal: the server is not in the group
         assert serve.wait(60) == 0, log.read_text()
     finally:
-        if serve.poll() is None:
-            os.killpg(serve.pid, signal.SIGKILL)
+        _kill_if_left(serve, scratch_project)
     home = scratch_project / ".synthsmith/prefect-home"
     assert "All deployments have been paused!" in log.read_text(), log.read_text()
     assert not healthy(api_url) and not (home / "server.json").exists()
@@ -231,8 +240,7 @@ def test_serve_stops_when_its_server_dies(scratch_project):
         os.kill(server_pid, signal.SIGKILL)
         assert serve.wait(60) == 1, log.read_text()  # not polling a dead server forever
     finally:
-        if serve.poll() is None:
-            os.killpg(serve.pid, signal.SIGKILL)
+        _kill_if_left(serve, scratch_project)
     assert f"error: the Prefect server (pid {server_pid}) exited with code -9" in log.read_text()
 
 
