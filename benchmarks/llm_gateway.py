@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--latency", type=float, default=0.1)
     args = parser.parse_args()
-    server = subprocess.Popen([sys.executable, "-m", "synthsmith.llm.stub_server", "--latency", str(args.latency)],
+    server = subprocess.Popen([sys.executable, "-m", "tools.stub_server", "--latency", str(args.latency)],
                               stdout=subprocess.PIPE, text=True)
     try:
         api_base = json.loads(server.stdout.readline())["api_base"]

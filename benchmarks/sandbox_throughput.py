@@ -26,9 +26,8 @@ from pathlib import Path
 
 import polars as pl
 
-from synthsmith import sandbox
-from synthsmith.sandbox import run_jobs
-from synthsmith.schemas import SANDBOX_JOBS
+from synthsmith.contract.tables import SANDBOX_JOBS
+from synthsmith.sandbox.runner import probe_isolation, run_jobs
 
 PROGRAMS = 8
 INPUTS = 50
@@ -126,7 +125,7 @@ def main() -> None:
     for run in runners:  # warm the page cache and imports
         run(jobs.head(4))
     rates = {run.__name__: measure(run, jobs) for run in runners}
-    isolation = sandbox.probe_isolation()
+    isolation = probe_isolation()
     print(f"{jobs.height} jobs ({PROGRAMS} programs x {INPUTS} inputs), {WORKERS} workers, {os.cpu_count()} cores")
     print("isolation (ours): " + ", ".join(f"{name} {state}" if state.startswith("OFF") else f"{name} on"
                                           for name, state in isolation.items()))

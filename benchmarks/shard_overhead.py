@@ -25,8 +25,9 @@ os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"  # 40 shard lines per runner wou
 import polars as pl  # noqa: E402
 from prefect import flow  # noqa: E402
 
-from synthsmith.orchestration import map_shards, with_runner  # noqa: E402
-from synthsmith.params import RunnerParams  # noqa: E402
+from synthsmith.contract.params import RunnerParams  # noqa: E402
+from synthsmith.runtime.runners import with_runner  # noqa: E402
+from synthsmith.runtime.shards import map_shards  # noqa: E402
 
 SHARDS = 40
 RUNNERS = {

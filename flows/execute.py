@@ -1,21 +1,23 @@
 """Stage `execute`: every candidate on every input of its task, in the sandbox."""
 
-from synthsmith.orchestration import map_shards, read_table, run_stage, write_tables
 from prefect import flow, get_run_logger
 
-from synthsmith import schemas
-from synthsmith.funnel import funnel
-from synthsmith.params import load_params
-from synthsmith.sandbox import probe_isolation, run_jobs
+from synthsmith.contract import tables
+from synthsmith.contract.funnel import funnel
+from synthsmith.contract.params import load_params
+from synthsmith.runtime.io import read_table, write_tables
+from synthsmith.runtime.shards import map_shards
+from synthsmith.runtime.stage import run_stage
+from synthsmith.sandbox.runner import probe_isolation, run_jobs
 from synthsmith.stages import execute
 
 
 @flow(name="execute")
 def execute_flow(params_path: str = "params.yaml") -> None:
     settings = load_params(params_path).execute
-    tasks = read_table("data/generate_tasks/tasks.parquet", schemas.TASKS)
-    tests = read_table("data/generate_tests/tests.parquet", schemas.TEST_INPUTS)
-    candidates = read_table("data/generate_solutions/solutions.parquet", schemas.SOLUTIONS)
+    tasks = read_table("data/generate_tasks/tasks.parquet", tables.TASKS)
+    tests = read_table("data/generate_tests/tests.parquet", tables.TEST_INPUTS)
+    candidates = read_table("data/generate_solutions/solutions.parquet", tables.SOLUTIONS)
     jobs = execute.build_jobs(candidates, tests, tasks, settings)
     get_run_logger().info("sandbox isolation: %s", probe_isolation())
     results = map_shards(run_jobs, jobs, settings.shard_size, "sandbox runs", workers=settings.workers)

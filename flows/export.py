@@ -1,21 +1,22 @@
 """Stage `export`: SFT and RL Parquet files of the verified tasks."""
 
-from synthsmith.orchestration import read_table, run_stage, write_tables
 from prefect import flow
 
-from synthsmith import schemas
-from synthsmith.funnel import funnel
-from synthsmith.params import load_params
+from synthsmith.contract import tables
+from synthsmith.contract.funnel import funnel
+from synthsmith.contract.params import load_params
+from synthsmith.runtime.io import read_table, write_tables
+from synthsmith.runtime.stage import run_stage
 from synthsmith.stages.export import to_rl, to_sft
 
 
 @flow(name="export")
 def export_flow(params_path: str = "params.yaml") -> None:
     settings = load_params(params_path).export
-    tasks = read_table("data/generate_tasks/tasks.parquet", schemas.TASKS)
-    tests = read_table("data/generate_tests/tests.parquet", schemas.TEST_INPUTS)
-    candidates = read_table("data/generate_solutions/solutions.parquet", schemas.SOLUTIONS)
-    verdicts = read_table("data/verify/verdicts.parquet", schemas.VERDICTS)
+    tasks = read_table("data/generate_tasks/tasks.parquet", tables.TASKS)
+    tests = read_table("data/generate_tests/tests.parquet", tables.TEST_INPUTS)
+    candidates = read_table("data/generate_solutions/solutions.parquet", tables.SOLUTIONS)
+    verdicts = read_table("data/verify/verdicts.parquet", tables.VERDICTS)
     sft, rl = to_sft(tasks, candidates, verdicts, settings), to_rl(tasks, tests, verdicts, settings)
     write_tables("data/export", {"sft": sft, "rl": rl,
                                  "funnel": funnel("export", int(verdicts["kept"].sum()), sft.height)})

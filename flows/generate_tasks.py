@@ -3,38 +3,39 @@
 
 from collections import Counter
 
-from synthsmith.orchestration import map_shards, read_table, run_stage, write_tables
+import polars as pl
 from prefect import flow, task
 
-from synthsmith import schemas
-from synthsmith.funnel import funnel
-import polars as pl
-
+from synthsmith.contract import tables
+from synthsmith.contract.funnel import funnel
+from synthsmith.contract.params import load_params
 from synthsmith.llm.gateway import answer_requests, shard_settings, usage
-from synthsmith.params import load_params
-from synthsmith.stages import hygiene, tasks
+from synthsmith.runtime.io import read_table, write_tables
+from synthsmith.runtime.shards import map_shards
+from synthsmith.runtime.stage import run_stage
+from synthsmith.stages import generate_tasks, hygiene
 
 
 @flow(name="generate_tasks")
 def generate_tasks_flow(params_path: str = "params.yaml") -> None:
     params = load_params(params_path)
     settings = params.generate_tasks
-    pool = read_table("data/evolve_features/pool.parquet", schemas.FEATURE_POOL)
-    subtrees = tasks.sample_subtrees(pool, settings)
-    plan_answers = map_shards(answer_requests, tasks.plan_requests(subtrees, settings), settings.shard_size,
+    pool = read_table("data/evolve_features/pool.parquet", tables.FEATURE_POOL)
+    subtrees = generate_tasks.sample_subtrees(pool, settings)
+    plan_answers = map_shards(answer_requests, generate_tasks.plan_requests(subtrees, settings), settings.shard_size,
                               "task plans", **shard_settings(params.llm, what="task plans", reask=settings.reask,
-                                                             validator="synthsmith.stages.tasks:check_plan"))
-    plans, dropped = tasks.parse_plans(subtrees, plan_answers)
-    statements = map_shards(answer_requests, tasks.writing_requests(plans, settings), settings.shard_size,
+                                                             validator="synthsmith.stages.generate_tasks:check_plan"))
+    plans, dropped = generate_tasks.parse_plans(subtrees, plan_answers)
+    statements = map_shards(answer_requests, generate_tasks.writing_requests(plans, settings), settings.shard_size,
                             "task statements", **shard_settings(params.llm, what="task statements"))
-    written, dropped_writing = tasks.parse_tasks(plans, statements, settings)
+    written, dropped_writing = generate_tasks.parse_tasks(plans, statements, settings)
     benchmarks = hygiene.load_benchmarks(settings.decontaminate.benchmarks)
     kept, dropped_hygiene = task(hygiene.clean, name="task hygiene")(
         written, benchmarks, settings.dedup, settings.decontaminate)
     dropped_counts = dropped + dropped_writing + Counter(dropped_hygiene["reason"].to_list())
     write_tables("data/generate_tasks", {
         "tasks": kept, "dropped": dropped_hygiene,
-        "task_features": tasks.feature_paths(plans).join(kept.select("task_id"), on="task_id", maintain_order="left"),
+        "task_features": generate_tasks.feature_paths(plans).join(kept.select("task_id"), on="task_id", maintain_order="left"),
         "llm_usage": usage("generate_tasks", pl.concat([plan_answers, statements])),
         "funnel": funnel("generate_tasks", subtrees.height, kept.height, dropped_counts)})
 

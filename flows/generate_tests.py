@@ -3,28 +3,30 @@
 from collections import Counter
 
 import polars as pl
-from synthsmith.orchestration import map_shards, read_table, run_stage, write_tables
 from prefect import flow
 
-from synthsmith import schemas
-from synthsmith.funnel import funnel
+from synthsmith.contract import tables
+from synthsmith.contract.funnel import funnel
+from synthsmith.contract.params import GenerateTestsParams, load_params
 from synthsmith.llm.gateway import answer_requests, shard_settings, usage
-from synthsmith.params import GenerateTestsParams, load_params
-from synthsmith.sandbox import run_jobs
-from synthsmith.stages import test_inputs, tool_inputs
+from synthsmith.runtime.io import read_table, write_tables
+from synthsmith.runtime.shards import map_shards
+from synthsmith.runtime.stage import run_stage
+from synthsmith.sandbox.runner import run_jobs
+from synthsmith.stages import generate_tests, tool_inputs
 
 
 @flow(name="generate_tests")
 def generate_tests_flow(params_path: str = "params.yaml") -> None:
     params = load_params(params_path)
     settings = params.generate_tests
-    tasks = read_table("data/generate_tasks/tasks.parquet", schemas.TASKS)
+    tasks = read_table("data/generate_tasks/tasks.parquet", tables.TASKS)
     ask = _asker(params.llm, settings)
     found, dropped, answers = [], Counter(), []
     if "prompt" in settings.generators:
-        replies = ask(test_inputs.prompt_requests(tasks, settings), "prompt test inputs",
-                      "synthsmith.stages.test_inputs:check_test_cases")
-        inputs, lost = test_inputs.parse_prompt_inputs(tasks, replies)
+        replies = ask(generate_tests.prompt_requests(tasks, settings), "prompt test inputs",
+                      "synthsmith.stages.generate_tests:check_test_cases")
+        inputs, lost = generate_tests.parse_prompt_inputs(tasks, replies)
         found.append(inputs.with_columns(generator=pl.lit("prompt")))
         answers.append(replies)
         dropped += lost
@@ -46,7 +48,7 @@ def generate_tests_flow(params_path: str = "params.yaml") -> None:
         inputs, lost_validating = tool_inputs.apply_validation(inputs, runs)
         answers.append(replies)
         dropped += lost + lost_validating
-    tests, duplicates = test_inputs.weigh_all(inputs, settings.weighting)
+    tests, duplicates = generate_tests.weigh_all(inputs, settings.weighting)
     without_tests = tasks.filter(~pl.col("task_id").is_in(tests["task_id"].implode()))
     by_generator = {f"tests_{g}": n for g, n in tests.group_by("generator").len().sort("generator").iter_rows()}
     write_tables("data/generate_tests", {"tests": tests, "llm_usage": usage("generate_tests", pl.concat(answers)),

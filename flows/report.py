@@ -3,13 +3,14 @@
 from pathlib import Path
 
 import polars as pl
-from synthsmith.orchestration import read_table, run_stage, write_json
 from prefect import flow
 
-from synthsmith import schemas
-from synthsmith.params import load_params
+from synthsmith.contract import tables
+from synthsmith.contract.params import load_params
+from synthsmith.runtime.io import read_table, write_json
+from synthsmith.runtime.stage import run_stage
+from synthsmith.stages.feature_tree import sampleable_leaves
 from synthsmith.stages.report import metrics, plot_tables, task_set_metrics
-from synthsmith.stages.tasks import sampleable_leaves
 
 STAGES = ("seeds", "extract_features", "evolve_features", "generate_tasks", "generate_tests",
           "generate_solutions", "execute", "verify", "export")
@@ -19,17 +20,17 @@ LLM_STAGES = ("extract_features", "evolve_features", "generate_tasks", "generate
 @flow(name="report")
 def report_flow(params_path: str = "params.yaml") -> None:
     diversity = load_params(params_path).generate_tasks.diversity  # dvc.yaml: report reads only this key
-    funnel = pl.concat([read_table(f"data/{stage}/funnel.parquet", schemas.FUNNEL) for stage in STAGES])
-    tasks = read_table("data/generate_tasks/tasks.parquet", schemas.TASKS)
-    verdicts = read_table("data/verify/verdicts.parquet", schemas.VERDICTS)
-    growth = read_table("data/evolve_features/growth.parquet", schemas.FEATURE_GROWTH)
-    agreement = read_table("data/verify/agreement.parquet", schemas.AGREEMENT)
-    runs = read_table("data/execute/executions.parquet", schemas.EXECUTIONS)
-    llm_usage = pl.concat([read_table(f"data/{stage}/llm_usage.parquet", schemas.LLM_USAGE) for stage in LLM_STAGES])
+    funnel = pl.concat([read_table(f"data/{stage}/funnel.parquet", tables.FUNNEL) for stage in STAGES])
+    tasks = read_table("data/generate_tasks/tasks.parquet", tables.TASKS)
+    verdicts = read_table("data/verify/verdicts.parquet", tables.VERDICTS)
+    growth = read_table("data/evolve_features/growth.parquet", tables.FEATURE_GROWTH)
+    agreement = read_table("data/verify/agreement.parquet", tables.AGREEMENT)
+    runs = read_table("data/execute/executions.parquet", tables.EXECUTIONS)
+    llm_usage = pl.concat([read_table(f"data/{stage}/llm_usage.parquet", tables.LLM_USAGE) for stage in LLM_STAGES])
     task_set = task_set_metrics(
-        tasks, verdicts, read_table("data/generate_tasks/dropped.parquet", schemas.DROPPED_TASKS),
-        read_table("data/generate_tasks/task_features.parquet", schemas.TASK_FEATURES),
-        sampleable_leaves(read_table("data/evolve_features/pool.parquet", schemas.FEATURE_POOL)), diversity)
+        tasks, verdicts, read_table("data/generate_tasks/dropped.parquet", tables.DROPPED_TASKS),
+        read_table("data/generate_tasks/task_features.parquet", tables.TASK_FEATURES),
+        sampleable_leaves(read_table("data/evolve_features/pool.parquet", tables.FEATURE_POOL)), diversity)
     write_json("reports/metrics.json", metrics(funnel, tasks, verdicts, growth, agreement, runs, llm_usage, task_set))
     Path("reports/plots").mkdir(parents=True, exist_ok=True)
     for name, table in plot_tables(funnel, tasks, verdicts, growth, agreement).items():

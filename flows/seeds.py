@@ -1,11 +1,12 @@
 """Stage `seeds`."""
 
-from synthsmith.orchestration import run_stage, write_tables
 from prefect import flow
 
-from synthsmith.params import load_params
-from synthsmith.sources import load_seed_source
+from synthsmith.contract.params import load_params
+from synthsmith.runtime.io import write_tables
+from synthsmith.runtime.stage import run_stage
 from synthsmith.stages.seeds import prepare_seeds
+from synthsmith.stages.sources import load_seed_source
 
 
 @flow(name="seeds")

@@ -24,7 +24,7 @@ import pytest  # noqa: E402
 @pytest.fixture
 def llm_request():
     """Build one LLM_REQUESTS row from a model and a prompt (a single user message)."""
-    from synthsmith.llm import make_request
+    from synthsmith.llm.requests import make_request
 
     def build(prompt: str, model: str = "test/model", **sampling) -> dict:
         return make_request(model, [{"role": "user", "content": prompt}], **sampling)
@@ -36,9 +36,9 @@ def llm_request():
 def prefect_server(tmp_path_factory):
     """One real Prefect server on loopback for the whole session; flows in-process and stage
     subprocesses (which inherit os.environ) talk to it."""
-    from synthsmith.prefect_server import prefect_api
-
     from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from synthsmith.runtime.server import prefect_api
 
     with prefect_api(tmp_path_factory.mktemp("prefect-home")) as env:
         previous = {key: os.environ.get(key) for key in env}

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import polars as pl
 
-from synthsmith.orchestration import map_shards, with_runner
-from synthsmith.params import RunnerParams
-from synthsmith.sandbox import run_jobs
-from synthsmith.schemas import SANDBOX_JOBS
+from synthsmith.contract.params import RunnerParams
+from synthsmith.contract.tables import SANDBOX_JOBS
+from synthsmith.runtime.runners import with_runner
+from synthsmith.runtime.shards import map_shards
+from synthsmith.sandbox.runner import run_jobs
 
 
 def comparable(results: pl.DataFrame) -> pl.DataFrame:

@@ -1,11 +1,11 @@
-"""Parsing model answers (synthsmith.answers) and merging feature names (synthsmith.names)."""
+"""Parsing model answers (synthsmith.llm.answers) and merging feature names (synthsmith.stages.names)."""
 
 from __future__ import annotations
 
 import pytest
 
-from synthsmith.answers import Rejected, between_markers, count_tokens, json_object, reasoning_and_code
-from synthsmith.names import normalise
+from synthsmith.llm.answers import Rejected, between_markers, count_tokens, json_object, reasoning_and_code
+from synthsmith.stages.names import normalise
 
 
 def _reason(call, *args) -> str:

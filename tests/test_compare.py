@@ -1,6 +1,6 @@
 import pytest
 
-from synthsmith.compare import outputs_match, vote_key
+from synthsmith.stages.compare import outputs_match, vote_key
 
 
 def test_whitespace_and_line_ends_do_not_matter():

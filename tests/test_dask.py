@@ -4,10 +4,9 @@ gives identical results, for a pure shard function and for the sandbox running i
 from __future__ import annotations
 
 import pytest
-
-from synthsmith.params import RunnerParams
-
 from scale_out import runner_gives_the_local_results
+
+from synthsmith.contract.params import RunnerParams
 
 pytest.importorskip("prefect_dask")
 
@@ -20,7 +19,7 @@ def test_dask_runner_gives_the_local_results(prefect_server, tmp_path):
 def test_runner_params_default_to_local_and_choose_the_task_runner():
     from prefect_dask import DaskTaskRunner
 
-    from synthsmith.orchestration import task_runner
+    from synthsmith.runtime.runners import task_runner
 
     assert RunnerParams().kind == "local" and task_runner(RunnerParams()) is None
     local_cluster = task_runner(RunnerParams(kind="dask", workers=3, threads_per_worker=2))
@@ -29,8 +28,8 @@ def test_runner_params_default_to_local_and_choose_the_task_runner():
 
 
 def test_remote_scheduler_needs_a_shared_prefect_server(monkeypatch):
-    from synthsmith.orchestration import task_runner
-    from synthsmith.params import UserError
+    from synthsmith.contract.params import UserError
+    from synthsmith.runtime.runners import task_runner
 
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     with pytest.raises(UserError, match="PREFECT_API_URL"):

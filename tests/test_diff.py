@@ -14,9 +14,9 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from synthsmith import schemas
 from synthsmith.cli import app
-from synthsmith.diff import DiffError, diff_specs, load_side, render_text, task_digests
+from synthsmith.contract import tables
+from synthsmith.versions.diff import DiffError, diff_specs, load_side, render_text, task_digests
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@example.invalid", "DVC_NO_ANALYTICS": "1", "GIT_CONFIG_NOSYSTEM": "1"}
@@ -53,8 +53,8 @@ def metrics(generated: int, verified: int, styles: dict[str, float], algorithm_l
 
 def write_export(directory: Path, sft: list[dict], rl: list[dict], metrics_json: dict | None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    schemas.conform(pl.DataFrame(sft, schema=schemas.SFT.columns), schemas.SFT).write_parquet(directory / "sft.parquet")
-    schemas.conform(pl.DataFrame(rl, schema=schemas.RL.columns), schemas.RL).write_parquet(directory / "rl.parquet")
+    tables.conform(pl.DataFrame(sft, schema=tables.SFT.columns), tables.SFT).write_parquet(directory / "sft.parquet")
+    tables.conform(pl.DataFrame(rl, schema=tables.RL.columns), tables.RL).write_parquet(directory / "rl.parquet")
     if metrics_json is not None:
         (directory / "metrics.json").write_text(json.dumps(metrics_json, indent=2, sort_keys=True))
     return directory
@@ -143,12 +143,12 @@ def test_same_version_reports_no_change(two_versions):
 
 def test_content_hash_ignores_row_and_column_order(two_versions):
     a, _ = two_versions
-    tables = load_side(str(a)).tables
-    shuffled = {name: frame.reverse().select(list(reversed(frame.columns))) for name, frame in tables.items()}
+    frames = load_side(str(a)).tables
+    shuffled = {name: frame.reverse().select(list(reversed(frame.columns))) for name, frame in frames.items()}
     def hashes(frames):
         return {task_id: digest for task_id, (digest, _) in task_digests(frames).items()}
 
-    assert hashes(tables) == hashes(shuffled)
+    assert hashes(frames) == hashes(shuffled)
 
 
 def test_export_dir_inside_a_project_finds_reports_metrics(tmp_path, two_versions):

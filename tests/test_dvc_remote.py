@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from synthsmith.diff import DiffError, diff_specs
+from synthsmith.versions.diff import DiffError, diff_specs
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@example.invalid", "DVC_NO_ANALYTICS": "1", "GIT_CONFIG_NOSYSTEM": "1"}

@@ -13,13 +13,13 @@ import time
 import polars as pl
 import pytest
 
-from synthsmith import schemas
-from synthsmith.answers import Rejected
-from synthsmith.llm import make_request
+from synthsmith.contract import tables
+from synthsmith.contract.params import EndpointParams, LLMParams, ModelParams
+from synthsmith.llm.answers import Rejected
 from synthsmith.llm.cache import ResponseCache
 from synthsmith.llm.gateway import BudgetExceeded, Gateway
-from synthsmith.llm.stub_server import StubServer
-from synthsmith.params import EndpointParams, LLMParams, ModelParams
+from synthsmith.llm.requests import make_request
+from tools.stub_server import StubServer
 
 MODEL = "test/model"
 FREE = {MODEL: ModelParams(input_usd_per_mtok=0, output_usd_per_mtok=0)}  # no litellm import for prices
@@ -31,7 +31,7 @@ def echo(model: str, messages: list[dict], sampling: dict) -> str:
 
 def asks(*prompts: str, **sampling) -> pl.DataFrame:
     rows = [make_request(MODEL, [{"role": "user", "content": p}], **sampling) for p in prompts]
-    return pl.DataFrame(rows, schema=schemas.LLM_REQUESTS.columns)
+    return pl.DataFrame(rows, schema=tables.LLM_REQUESTS.columns)
 
 
 def gateway(tmp_path, server, transport="auto", **llm) -> Gateway:
@@ -168,15 +168,15 @@ def test_cache_key_is_stable_across_processes_and_orderings_and_follows_sampling
 
 STAGE_IN_A_CHILD = """
 import sys, polars as pl
-from synthsmith import schemas
-from synthsmith.llm import make_request
+from synthsmith.contract import tables
+from synthsmith.llm.requests import make_request
 from synthsmith.llm.gateway import Gateway
-from synthsmith.params import EndpointParams, LLMParams, ModelParams
+from synthsmith.contract.params import EndpointParams, LLMParams, ModelParams
 api_base, root = sys.argv[1:]
 params = LLMParams(mode="live", cache_dir="cache", progress=False, endpoints={"default": EndpointParams(
     api_base=api_base, concurrency=4)}, models={"test/model": ModelParams(input_usd_per_mtok=0, output_usd_per_mtok=0)})
 rows = [make_request("test/model", [{"role": "user", "content": f"q{i}"}]) for i in range(40)]
-Gateway(params, root).complete(pl.DataFrame(rows, schema=schemas.LLM_REQUESTS.columns))
+Gateway(params, root).complete(pl.DataFrame(rows, schema=tables.LLM_REQUESTS.columns))
 print("finished")
 """
 

@@ -9,10 +9,16 @@ import numpy as np
 import polars as pl
 import pytest
 
-from synthsmith import schemas
-from synthsmith.params import (BenchmarkFile, DecontaminateParams, DedupParams, DiversityParams,
-                               GenerateTasksParams, UserError)
-from synthsmith.stages import diversity, hygiene, report, tasks
+from synthsmith.contract import tables
+from synthsmith.contract.params import (
+    BenchmarkFile,
+    DecontaminateParams,
+    DedupParams,
+    DiversityParams,
+    GenerateTasksParams,
+    UserError,
+)
+from synthsmith.stages import diversity, feature_tree, generate_tasks, hygiene, report
 
 STORY = ("Alice keeps a row of {n} lanterns along the river. Every evening she lights some of them, and each "
          "lantern has a brightness written on its base. A stretch of consecutive lanterns is called calm when no "
@@ -36,7 +42,7 @@ def _tasks(*statements: str) -> pl.DataFrame:
     rows = [{"task_id": f"task-{i:05d}", "style": "codeforces", "title": f"T{i}", "statement": s,
              "entry_point": None, "features": [], "integration_strategy": "", "tokens": len(s.split())}
             for i, s in enumerate(statements)]
-    return schemas.conform(pl.DataFrame(rows, schema=schemas.TASKS.columns), schemas.TASKS)
+    return tables.conform(pl.DataFrame(rows, schema=tables.TASKS.columns), tables.TASKS)
 
 
 # near-duplicates
@@ -51,7 +57,7 @@ def test_near_duplicate_pairs_are_removed_keeping_the_first():
         ("task-00002", "near_duplicate", "tasks", "task-00000"),
         ("task-00003", "near_duplicate", "tasks", "task-00001")]
     assert dropped["score"].min() >= 0.7 and dropped["score"].max() < 1.0
-    assert dropped.schema == pl.Schema(schemas.DROPPED_TASKS.columns)
+    assert dropped.schema == pl.Schema(tables.DROPPED_TASKS.columns)
 
 
 def test_distinct_tasks_all_stay_and_the_threshold_decides():
@@ -140,7 +146,7 @@ def test_clean_decontaminates_then_deduplicates_and_empty_input_is_fine():
     assert kept["task_id"].to_list() == ["task-00001"]
     assert dropped.select("task_id", "reason").rows() == [("task-00000", "contaminated"),
                                                           ("task-00002", "contaminated")]
-    empty, none = hygiene.clean(schemas.TASKS.empty(), benchmark, DedupParams(), DecontaminateParams())
+    empty, none = hygiene.clean(tables.TASKS.empty(), benchmark, DedupParams(), DecontaminateParams())
     assert empty.is_empty() and none.is_empty()
 
 
@@ -213,10 +219,10 @@ def test_coverage_arithmetic():
 def test_feature_paths_invert_the_sampled_tree():
     pool = pl.DataFrame({"path": ["algorithm/graph", "algorithm/graph/bfs", "algorithm/graph/bfs/levels",
                                   "algorithm/dp", "programming_language/python"]})
-    assert tasks.sampleable_leaves(pool) == {"algorithm/graph/bfs/levels", "algorithm/dp"}
-    tree = tasks._nest({"algorithm/graph/bfs/levels", "algorithm/dp"})
+    assert feature_tree.sampleable_leaves(pool) == {"algorithm/graph/bfs/levels", "algorithm/dp"}
+    tree = generate_tasks._nest({"algorithm/graph/bfs/levels", "algorithm/dp"})
     plans = pl.DataFrame({"task_id": ["t1"], "plan_json": [json.dumps({"selected_features_tree": tree})]})
-    assert set(tasks.feature_paths(plans)["path"]) == {"algorithm/graph/bfs/levels", "algorithm/dp"}
+    assert set(generate_tasks.feature_paths(plans)["path"]) == {"algorithm/graph/bfs/levels", "algorithm/dp"}
 
 
 def test_report_lists_dropped_tasks_and_gives_diversity_and_coverage():

@@ -1,5 +1,5 @@
 """The LLM layer: content-addressed request keys, cassette replay, and the live/record path
-against a real OpenAI-compatible server on loopback (synthsmith.llm.stub_server)."""
+against a real OpenAI-compatible server on loopback (tools.stub_server)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,18 @@ import sys
 import polars as pl
 import pytest
 
-from synthsmith import schemas
-from synthsmith.llm import Gateway, ReplayMiss, make_request, request_key
+from synthsmith.contract import tables
+from synthsmith.contract.params import EndpointParams, LLMParams, UserError
 from synthsmith.llm.cassette import Cassette
-from synthsmith.llm.gateway import shard_settings
-from synthsmith.llm.stub_server import StubServer
-from synthsmith.params import EndpointParams, LLMParams, UserError
+from synthsmith.llm.gateway import Gateway, ReplayMiss, shard_settings
+from synthsmith.llm.requests import make_request, request_key
+from tools.stub_server import StubServer
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a sorting algorithm."}]
 
 
 def _frame(rows: list[dict]) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema=schemas.LLM_REQUESTS.columns)
+    return pl.DataFrame(rows, schema=tables.LLM_REQUESTS.columns)
 
 
 def _user(text: str) -> list[dict]:
@@ -47,7 +47,7 @@ def test_request_key_ignores_message_fields_other_than_role_and_content():
 
 
 def test_request_key_is_stable_across_processes():
-    code = ("import json, sys; from synthsmith.llm import request_key; "
+    code = ("import json, sys; from synthsmith.llm.requests import request_key; "
             "m, msgs, s = json.loads(sys.argv[1]); print(request_key(m, msgs, s))")
     payload = json.dumps(["demo/model", MESSAGES, {"max_tokens": 100, "temperature": 0.2, "seed": 1}])
     other = subprocess.run([sys.executable, "-c", code, payload], check=True, capture_output=True, text=True,
@@ -79,7 +79,7 @@ def test_make_request_keys_on_seed_and_drops_unset_sampling():
 
 
 def test_make_request_rows_conform_to_the_contract():
-    frame = schemas.conform(_frame([make_request("m", MESSAGES, temperature=0.1)]), schemas.LLM_REQUESTS)
+    frame = tables.conform(_frame([make_request("m", MESSAGES, temperature=0.1)]), tables.LLM_REQUESTS)
     assert frame["messages"][0].to_list() == MESSAGES
 
 
@@ -96,7 +96,7 @@ def test_replay_answers_from_the_cassette_in_request_order(tmp_path, llm_request
         cassette.append(ask["request_id"], ask["model"], ask["messages"], json.loads(ask["sampling"]), answer,
                         author="test")
     answers = _replay(tmp_path).complete(_frame(asks[::-1] + asks[:1]))
-    assert answers.columns == list(schemas.LLM_RESPONSES.columns)
+    assert answers.columns == list(tables.LLM_RESPONSES.columns)
     assert answers["request_id"].to_list() == [asks[1]["request_id"], asks[0]["request_id"], asks[0]["request_id"]]
     assert answers["content"].to_list() == ["Paris", "4", "4"]
     assert answers["error"].null_count() == 3

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from synthsmith.params import Params, UserError, load_params
+from synthsmith.contract.params import Params, UserError, load_params
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "params.yaml"

@@ -47,8 +47,18 @@ def tiny_project(tmp_path, monkeypatch):
 
 
 def _run_all(params_path: str = "params.yaml") -> None:
-    from flows import (evolve_features, execute, export, extract_features, generate_solutions, generate_tasks,
-                       generate_tests, report, seeds, verify)
+    from flows import (
+        evolve_features,
+        execute,
+        export,
+        extract_features,
+        generate_solutions,
+        generate_tasks,
+        generate_tests,
+        report,
+        seeds,
+        verify,
+    )
 
     seeds.seeds_flow(params_path)
     extract_features.extract_features_flow(params_path)
@@ -64,7 +74,8 @@ def _run_all(params_path: str = "params.yaml") -> None:
 
 def test_flows_record_then_replay_the_same_dataset(prefect_server, tiny_project):
     from demo_author.author import DemoAuthor
-    from synthsmith.llm.stub_server import StubServer
+
+    from tools.stub_server import StubServer
 
     params = yaml.safe_load(Path("params.yaml").read_text())
     with StubServer(DemoAuthor(Path("data/shipped/seeds.jsonl")).respond) as server:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-CONNECT = ("from synthsmith.prefect_server import ensure_loopback; ensure_loopback(); import socket; "
+CONNECT = ("from synthsmith.runtime.server import ensure_loopback; ensure_loopback(); import socket; "
            "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); "
            "socket.create_connection(s.getsockname(), timeout=2); print('connected')")
 
@@ -28,7 +28,7 @@ def test_loopback_is_brought_up_in_a_fresh_network_namespace():
 
 
 def test_loopback_check_is_a_no_op_when_it_works(capsys):
-    from synthsmith.prefect_server import ensure_loopback
+    from synthsmith.runtime.server import ensure_loopback
 
     ensure_loopback()
     assert capsys.readouterr().err == ""

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from synthsmith.orchestration import task_runner
-from synthsmith.params import RunnerParams, UserError
+from synthsmith.contract.params import RunnerParams, UserError
+from synthsmith.runtime.runners import task_runner
 
 needs_prefect_ray = pytest.mark.skipif(importlib.util.find_spec("prefect_ray") is None,
                                        reason="prefect-ray is not installed (the optional extra `ray`)")
@@ -26,7 +26,7 @@ def test_ray_runner_gives_the_local_results(prefect_server, tmp_path):
     # Ray workers import shard functions by module name, as Dask's do, but get only the working
     # directory on sys.path, not the tests'; the local Ray instance inherits this environment.
     python_path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
-    check = ("import pathlib, sys, scale_out; from synthsmith.params import RunnerParams; "
+    check = ("import pathlib, sys, scale_out; from synthsmith.contract.params import RunnerParams; "
              "scale_out.runner_gives_the_local_results(RunnerParams(kind='ray', workers=2), pathlib.Path(sys.argv[1]))")
     run = subprocess.run([sys.executable, "-c", check, str(tmp_path)], capture_output=True, text=True, timeout=300,
                          env=os.environ | {"PYTHONPATH": python_path})
@@ -58,6 +58,6 @@ def test_remote_ray_cluster_needs_a_shared_prefect_server(monkeypatch):
 
 def test_ray_without_prefect_ray_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "prefect_ray", None)  # as if not installed
-    monkeypatch.delitem(sys.modules, "synthsmith.ray_runner", raising=False)
+    monkeypatch.delitem(sys.modules, "synthsmith.runtime.ray_runner", raising=False)
     with pytest.raises(UserError, match=r"\[ray\]"):
         task_runner(RunnerParams(kind="ray"))

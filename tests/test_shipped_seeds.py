@@ -8,11 +8,11 @@ from pathlib import Path
 
 import polars as pl
 
-from synthsmith.compare import outputs_match
-from synthsmith.params import SeedsParams
-from synthsmith.sandbox import run_jobs
-from synthsmith.sources import load_seed_source
+from synthsmith.contract.params import SeedsParams
+from synthsmith.sandbox.runner import run_jobs
+from synthsmith.stages.compare import outputs_match
 from synthsmith.stages.seeds import prepare_seeds
+from synthsmith.stages.sources import load_seed_source
 
 SHIPPED = Path(__file__).resolve().parent.parent / "data" / "shipped" / "seeds.jsonl"
 

@@ -9,13 +9,31 @@ from collections import Counter
 import polars as pl
 import pytest
 
-from synthsmith import schemas
-from synthsmith.answers import reasoning_and_code
-from synthsmith.funnel import funnel as make_funnel
-from synthsmith.params import (ExecuteParams, ExportParams, EvolveFeaturesParams, GenerateSolutionsParams,
-                               GenerateTasksParams, SeedsParams, UserError)
-from synthsmith.sources import humaneval, load_seed_source, table_file
-from synthsmith.stages import evolve, execute, export, features, report, seeds, solutions, tasks, test_inputs
+from synthsmith.contract import tables
+from synthsmith.contract.funnel import funnel as make_funnel
+from synthsmith.contract.params import (
+    EvolveFeaturesParams,
+    ExecuteParams,
+    ExportParams,
+    GenerateSolutionsParams,
+    GenerateTasksParams,
+    SeedsParams,
+    UserError,
+)
+from synthsmith.llm.answers import reasoning_and_code
+from synthsmith.stages import (
+    evolve_features,
+    execute,
+    export,
+    extract_features,
+    feature_tree,
+    generate_solutions,
+    generate_tasks,
+    generate_tests,
+    report,
+    seeds,
+)
+from synthsmith.stages.sources import humaneval, load_seed_source, table_file
 
 
 def _responses(*answers: str | Exception | None) -> pl.DataFrame:
@@ -23,7 +41,7 @@ def _responses(*answers: str | Exception | None) -> pl.DataFrame:
     rows = [{"request_id": f"r{i}", "content": None if isinstance(a, Exception) else a,
              "error": f"{type(a).__name__}: {a}" if isinstance(a, Exception) else None}
             for i, a in enumerate(answers)]
-    return schemas.conform(pl.DataFrame(rows, schema=schemas.LLM_RESPONSES.columns), schemas.LLM_RESPONSES)
+    return tables.conform(pl.DataFrame(rows, schema=tables.LLM_RESPONSES.columns), tables.LLM_RESPONSES)
 
 
 def _funnel(frame: pl.DataFrame) -> dict[str, int]:
@@ -38,7 +56,7 @@ def _seed(seed_id, statement="Read n, print n.", solution="print(input())", io="
 
 
 def _seeds(*rows: dict) -> pl.DataFrame:
-    return pl.DataFrame(list(rows), schema=schemas.SEEDS.columns)
+    return pl.DataFrame(list(rows), schema=tables.SEEDS.columns)
 
 
 def test_prepare_seeds_drops_blank_and_duplicate_problems_and_counts_them():
@@ -47,7 +65,7 @@ def test_prepare_seeds_drops_blank_and_duplicate_problems_and_counts_them():
                  _seed("e", "Sort it.", None), _seed("f", "Sort it.", "\n"))
     kept, funnel = seeds.prepare_seeds(raw, SeedsParams(), origin="seeds.jsonl")
     assert kept["seed_id"].to_list() == ["a", "d"]
-    assert kept.columns == list(schemas.SEEDS.columns)
+    assert kept.columns == list(tables.SEEDS.columns)
     assert _funnel(funnel) == {"in": 6, "dropped:blank": 3, "dropped:duplicate_statement": 1, "out": 2}
     assert set(funnel["stage"]) == {"seeds"}
 
@@ -92,7 +110,7 @@ def test_table_file_reads_taco_style_jsonl_with_a_column_mapping(tmp_path):
         {"question": "A question nobody solved.", "solutions": "[]", "difficulty": "HARD"},
     ])
     frame = table_file(path, {"statement": "question", "solution": "solutions"}, source="file")
-    assert frame.columns == list(schemas.SEEDS.columns)
+    assert frame.columns == list(tables.SEEDS.columns)
     assert frame["seed_id"].to_list() == ["taco-0", "taco-1", "taco-2"]
     assert frame["statement"][:2].to_list() == ["Print the sum of a and b.", "Print n squared."]
     assert frame["solution"].to_list() == ["print(sum(map(int, input().split())))", "n = int(input())\nprint(n * n)",
@@ -155,7 +173,7 @@ def test_humaneval_gives_164_function_style_seeds():
 # extract_features
 
 def _answer(**overrides) -> dict:
-    answer = {c: {} for c in features.CATEGORIES}
+    answer = {c: {} for c in extract_features.CATEGORIES}
     answer.update(programming_language={"language": ["Python"]},
                   algorithm={"Graph Algorithms": ["BFS", "bfs"]}, data_structures={"Queues": ["Deque"]})
     answer.update(overrides)
@@ -172,7 +190,7 @@ def test_parse_extractions_statuses():
     responses = _responses(_wrapped(_answer()), json.dumps(_answer()), _wrapped(wrong),
                            RuntimeError("rate limited"), _wrapped(_answer(algorithm={"graph": "BFS"})),
                            _wrapped(_answer(algorithm={"graph": ["  "]})))
-    answers = features.parse_extractions(seed_frame, responses)
+    answers = extract_features.parse_extractions(seed_frame, responses)
     assert answers["seed_id"].to_list() == [f"s{i}" for i in range(6)]
     assert answers["status"].to_list() == ["ok", "missing_markers", "wrong_categories", "llm_error",
                                            "schema_invalid", "schema_invalid"]
@@ -182,7 +200,7 @@ def test_parse_extractions_statuses():
 
 def test_parse_extractions_needs_one_response_per_seed():
     with pytest.raises(ValueError):
-        features.parse_extractions(_seeds(_seed("a"), _seed("b", "B")), _responses(_wrapped(_answer())))
+        extract_features.parse_extractions(_seeds(_seed("a"), _seed("b", "B")), _responses(_wrapped(_answer())))
 
 
 def test_build_pool_merges_synonyms_and_counts_seeds_not_mentions():
@@ -190,8 +208,8 @@ def test_build_pool_merges_synonyms_and_counts_seeds_not_mentions():
             {"seed_id": "b", "status": "ok", "features_json": json.dumps(_answer(
                 algorithm={"graph algorithm": ["Breadth First Search", "Dijkstra"]}))},
             {"seed_id": "c", "status": "missing_markers", "features_json": None}]
-    answers = pl.DataFrame(rows, schema=schemas.FEATURE_ANSWERS.columns)
-    pool = features.build_pool(answers)
+    answers = pl.DataFrame(rows, schema=tables.FEATURE_ANSWERS.columns)
+    pool = extract_features.build_pool(answers)
     by_path = dict(zip(pool["path"], pool["count"], strict=True))
     assert by_path == {"algorithm/graph algorithm/breadth-first search": 2,
                        "algorithm/graph algorithm/dijkstra": 1,
@@ -200,23 +218,23 @@ def test_build_pool_merges_synonyms_and_counts_seeds_not_mentions():
     assert set(pool["origin"]) == {"extracted"} and set(pool["round"]) == {0}
     bfs = pool.filter(pl.col("leaf") == "breadth-first search").row(0, named=True)
     assert (bfs["category"], bfs["subcategory"]) == ("algorithm", "graph algorithm")
-    funnel = _funnel(features.extraction_funnel(answers, pool))
+    funnel = _funnel(extract_features.extraction_funnel(answers, pool))
     assert funnel == {"in": 3, "dropped:missing_markers": 1, "pool_leaves": 4, "out": 2}
 
 
 def test_build_pool_skips_names_that_normalise_to_nothing():
     answers = pl.DataFrame([{"seed_id": "a", "status": "ok", "features_json": json.dumps(
-        _answer(algorithm={"graph": ["...", "BFS"], "!!!": ["DFS"]}))}], schema=schemas.FEATURE_ANSWERS.columns)
-    paths = features.build_pool(answers)["path"].to_list()
+        _answer(algorithm={"graph": ["...", "BFS"], "!!!": ["DFS"]}))}], schema=tables.FEATURE_ANSWERS.columns)
+    paths = extract_features.build_pool(answers)["path"].to_list()
     assert "algorithm/graph/breadth-first search" in paths
     assert all(part for path in paths for part in path.split("/"))
 
 
 def test_extraction_requests_one_per_seed_with_the_statement():
-    from synthsmith.params import ExtractFeaturesParams
+    from synthsmith.contract.params import ExtractFeaturesParams
 
     params = ExtractFeaturesParams(model="m/x", temperature=0.2)
-    asks = features.extraction_requests(_seeds(_seed("a", "Count the islands."), _seed("b", "Sum it.")), params)
+    asks = extract_features.extraction_requests(_seeds(_seed("a", "Count the islands."), _seed("b", "Sum it.")), params)
     assert asks["model"].to_list() == ["m/x", "m/x"] and asks["request_id"].n_unique() == 2
     assert "Count the islands." in asks["messages"][0][0]["content"]
     assert json.loads(asks["sampling"][0]) == {"temperature": 0.2, "max_tokens": params.max_tokens}
@@ -227,7 +245,7 @@ def test_extraction_requests_one_per_seed_with_the_statement():
 def _pool(*paths: str) -> pl.DataFrame:
     rows = [{"category": p.split("/")[0], "subcategory": p.split("/")[1], "leaf": p.split("/")[-1], "path": p,
              "count": 1, "origin": "extracted", "round": 0} for p in paths]
-    return schemas.conform(pl.DataFrame(rows, schema=schemas.FEATURE_POOL.columns), schemas.FEATURE_POOL)
+    return tables.conform(pl.DataFrame(rows, schema=tables.FEATURE_POOL.columns), tables.FEATURE_POOL)
 
 
 BFS, DFS = "algorithm/graph/breadth-first search", "algorithm/graph/depth-first search"
@@ -236,23 +254,23 @@ EVOLVE = EvolveFeaturesParams(model="m/evolver", nodes_per_category=2, leaves_pe
 
 
 def test_leaf_paths_are_paths_with_nothing_under_them():
-    assert evolve.leaf_paths(_pool(BFS, DFS, DFS + "/tarjan")) == {BFS, DFS + "/tarjan"}
+    assert feature_tree.leaf_paths(_pool(BFS, DFS, DFS + "/tarjan")) == {BFS, DFS + "/tarjan"}
 
 
 def test_evolution_requests_are_seeded_and_one_per_category():
     pool = _pool(*[f"algorithm/group{g}/leaf{i}" for g in range(3) for i in range(4)], "data_structures/tree/trie")
-    first = evolve.evolution_requests(pool, EVOLVE, round_no=1)
-    assert first.equals(evolve.evolution_requests(pool, EVOLVE, round_no=1))
+    first = evolve_features.evolution_requests(pool, EVOLVE, round_no=1)
+    assert first.equals(evolve_features.evolution_requests(pool, EVOLVE, round_no=1))
     assert first["category"].to_list() == ["algorithm", "data_structures"]
     algorithm = first.row(0, named=True)
     assert len(algorithm["widen"]) == 2 and len(algorithm["deepen"]) == 2
-    assert set(algorithm["deepen"]) <= evolve.leaf_paths(pool)
+    assert set(algorithm["deepen"]) <= feature_tree.leaf_paths(pool)
     nodes = set(pool["path"]) | {p.rsplit("/", 1)[0] for p in pool["path"]}
     assert set(algorithm["widen"]) <= nodes
     assert first.row(1, named=True)["deepen"] == ["data_structures/tree/trie"]  # fewer leaves than asked
 
     def sample(seed: int, round_no: int) -> tuple:
-        row = evolve.evolution_requests(pool, EVOLVE.model_copy(update={"seed": seed}), round_no).row(0, named=True)
+        row = evolve_features.evolution_requests(pool, EVOLVE.model_copy(update={"seed": seed}), round_no).row(0, named=True)
         return tuple(row["widen"]), tuple(row["deepen"])
 
     assert len({sample(seed, 1) for seed in range(8)}) > 1  # the seed matters
@@ -272,7 +290,7 @@ def test_merge_evolution_adds_siblings_and_children_and_counts_the_rest():
                         {"leaf": BFS, "children": ["0-1 BFS"]}]}
     asked = _asked(([BFS], [DFS]), ([BFS], [DFS]), ([BFS], [DFS]))
     responses = _responses(json.dumps(answer), RuntimeError("down"), "I cannot answer that.")
-    grown, counts = evolve.merge_evolution(POOL, asked, responses, round_no=1)
+    grown, counts = evolve_features.merge_evolution(POOL, asked, responses, round_no=1)
     new = grown.filter(pl.col("round") == 1)
     assert dict(zip(new["path"], new["origin"], strict=True)) == {
         "algorithm/graph/dijkstra": "breadth", "algorithm/graph/topological sort": "breadth",
@@ -288,48 +306,48 @@ def test_merge_evolution_adds_siblings_and_children_and_counts_the_rest():
 def test_merge_evolution_counts_malformed_items_instead_of_crashing():
     answer = json.dumps({"breadth": [{"node": [BFS], "siblings": ["a thing", "b thing"]}, "not an item"],
                          "depth": [{"leaf": {"path": DFS}, "children": ["c thing"]}, {"children": ["d thing"]}]})
-    grown, counts = evolve.merge_evolution(POOL, _asked(([BFS], [DFS])), _responses(answer), 1)
+    grown, counts = evolve_features.merge_evolution(POOL, _asked(([BFS], [DFS])), _responses(answer), 1)
     assert counts == Counter(unknown_node=3) and grown.equals(POOL)
 
 
 def test_merge_evolution_dedups_across_answers_and_flags_too_few():
     answer = json.dumps({"breadth": [{"node": BFS, "siblings": ["Dijkstra", "Floyd Warshall"]}]})
     answer_two = json.dumps({"breadth": [{"node": BFS, "siblings": ["dijkstra", "A* Search"]}]})
-    grown, counts = evolve.merge_evolution(POOL, _asked(([BFS], []), ([BFS], [])), _responses(answer, answer_two), 2)
+    grown, counts = evolve_features.merge_evolution(POOL, _asked(([BFS], []), ([BFS], [])), _responses(answer, answer_two), 2)
     assert counts == Counter(added_breadth=3, merged_duplicate=1)
     assert grown.filter(pl.col("round") == 2)["leaf"].to_list() == ["a* search", "dijkstra", "floyd warshall"]
     one = json.dumps({"breadth": [{"node": BFS, "siblings": ["Dijkstra", "DIJKSTRA"]}]})
-    _, counts = evolve.merge_evolution(POOL, _asked(([BFS], [])), _responses(one), 2)
+    _, counts = evolve_features.merge_evolution(POOL, _asked(([BFS], [])), _responses(one), 2)
     assert counts == Counter(added_breadth=1, too_few_proposals=1)
 
 
 def test_widening_a_subcategory_adds_a_new_subcategory():
     answer = json.dumps({"breadth": [{"node": "algorithm/graph", "siblings": ["Strings", "Number Theory"]}]})
-    grown, counts = evolve.merge_evolution(POOL, _asked((["algorithm/graph"], [])), _responses(answer), 1)
+    grown, counts = evolve_features.merge_evolution(POOL, _asked((["algorithm/graph"], [])), _responses(answer), 1)
     assert counts == Counter(added_breadth=2)
     new = grown.filter(pl.col("round") == 1)
     assert new["path"].to_list() == ["algorithm/number theory", "algorithm/string"]
     assert new["subcategory"].to_list() == ["number theory", "string"]
-    table = evolve.growth(POOL, grown).filter(pl.col("category") == "algorithm").row(0, named=True)
+    table = evolve_features.growth(POOL, grown).filter(pl.col("category") == "algorithm").row(0, named=True)
     assert (table["subcategories_before"], table["subcategories_after"]) == (1, 3)
 
 
 def test_growth_counts_leaves_before_and_after():
     answer = json.dumps({"breadth": [{"node": BFS, "siblings": ["Dijkstra", "Topological Sort"]}],
                          "depth": [{"leaf": DFS, "children": ["Tarjan SCC", "Bridges"]}]})
-    grown, _ = evolve.merge_evolution(POOL, _asked(([BFS], [DFS])), _responses(answer), 1)
-    table = evolve.growth(POOL, grown)
+    grown, _ = evolve_features.merge_evolution(POOL, _asked(([BFS], [DFS])), _responses(answer), 1)
+    table = evolve_features.growth(POOL, grown)
     assert table.to_dicts() == [
         # DFS stops being a leaf once it has children: 2 -> 2 + 2 siblings + 2 children - 1
         {"category": "algorithm", "leaves_before": 2, "leaves_after": 5, "subcategories_before": 1,
          "subcategories_after": 1},
         {"category": "data_structures", "leaves_before": 1, "leaves_after": 1, "subcategories_before": 1,
          "subcategories_after": 1}]
-    assert evolve.growth(POOL, POOL)["leaves_after"].to_list() == [2, 1]
+    assert evolve_features.growth(POOL, POOL)["leaves_after"].to_list() == [2, 1]
 
 
 def test_growth_of_a_category_new_after_evolution_starts_from_zero():
-    table = evolve.growth(_pool(BFS), _pool(BFS, "problem_type/graph/shortest path"))
+    table = evolve_features.growth(_pool(BFS), _pool(BFS, "problem_type/graph/shortest path"))
     assert table.filter(pl.col("category") == "problem_type").row(0) == ("problem_type", 0, 1, 0, 1)
 
 
@@ -352,8 +370,8 @@ def _leaves(subtree_json: str) -> list[str]:
 
 
 def test_sample_subtrees_is_deterministic_and_anchored():
-    subtrees = tasks.sample_subtrees(TASK_POOL, _task_params())
-    assert subtrees.equals(tasks.sample_subtrees(TASK_POOL, _task_params()))
+    subtrees = generate_tasks.sample_subtrees(TASK_POOL, _task_params())
+    assert subtrees.equals(generate_tasks.sample_subtrees(TASK_POOL, _task_params()))
     assert subtrees["task_id"].to_list() == [f"task-{i:05d}" for i in range(20)]
     for subtree in subtrees["subtree_json"]:
         leaves = _leaves(subtree)
@@ -362,23 +380,23 @@ def test_sample_subtrees_is_deterministic_and_anchored():
         assert categories["algorithm"] >= 1 and categories["data_structures"] >= 1
         assert "programming_language" not in categories
     assert subtrees["subtree_json"].n_unique() > 10
-    assert not subtrees.equals(tasks.sample_subtrees(TASK_POOL, _task_params(seed=6)))
+    assert not subtrees.equals(generate_tasks.sample_subtrees(TASK_POOL, _task_params(seed=6)))
 
 
 def test_sample_subtrees_keeps_a_prefix_when_num_tasks_shrinks():
-    many = tasks.sample_subtrees(TASK_POOL, _task_params(num_tasks=20))
-    assert tasks.sample_subtrees(TASK_POOL, _task_params(num_tasks=7)).equals(many.head(7))
+    many = generate_tasks.sample_subtrees(TASK_POOL, _task_params(num_tasks=20))
+    assert generate_tasks.sample_subtrees(TASK_POOL, _task_params(num_tasks=7)).equals(many.head(7))
 
 
 def test_style_draws_do_not_depend_on_subtree_sampling():
-    styles = tasks.sample_subtrees(TASK_POOL, _task_params())["style"]
+    styles = generate_tasks.sample_subtrees(TASK_POOL, _task_params())["style"]
     other_pool = _pool("algorithm/x/only", "data_structures/y/only")
-    other = tasks.sample_subtrees(other_pool, _task_params(leaves_per_subtree=2))
+    other = generate_tasks.sample_subtrees(other_pool, _task_params(leaves_per_subtree=2))
     assert other["style"].equals(styles)
 
 
 def test_style_frequencies_follow_style_mix():
-    styles = tasks.sample_subtrees(TASK_POOL, _task_params(num_tasks=2000))["style"]
+    styles = generate_tasks.sample_subtrees(TASK_POOL, _task_params(num_tasks=2000))["style"]
     shares = {style: n / 2000 for style, n in Counter(styles).items()}
     assert set(shares) == set(MIX)
     for style, weight in MIX.items():
@@ -387,7 +405,7 @@ def test_style_frequencies_follow_style_mix():
 
 def test_a_zero_weight_style_is_never_drawn():
     mix = {"codeforces": 0.5, "atcoder": 0.0, "leetcode": 0.5}
-    styles = set(tasks.sample_subtrees(TASK_POOL, _task_params(num_tasks=300, style_mix=mix))["style"])
+    styles = set(generate_tasks.sample_subtrees(TASK_POOL, _task_params(num_tasks=300, style_mix=mix))["style"])
     assert styles == {"codeforces", "leetcode"}
 
 
@@ -399,11 +417,11 @@ def _plan(selected: dict, **overrides) -> str:
 
 
 def test_parse_plans_keeps_complete_plans_and_counts_the_rest():
-    subtrees = tasks.sample_subtrees(TASK_POOL, _task_params(num_tasks=6))
+    subtrees = generate_tasks.sample_subtrees(TASK_POOL, _task_params(num_tasks=6))
     two = {"algorithm": {"a0": ["leaf0"]}, "data_structures": {"d": ["ds1", "ds0"]}}
     responses = _responses(_plan(two), _plan(two, integration_strategy=None), _plan({"algorithm": {"a0": ["leaf0"]}}),
                            RuntimeError("timeout"), _plan(["leaf0", "ds1"]), "```json\n" + _plan(two) + ",\n```")
-    plans, dropped = tasks.parse_plans(subtrees, responses)
+    plans, dropped = generate_tasks.parse_plans(subtrees, responses)
     assert plans["task_id"].to_list() == ["task-00000", "task-00005"]
     assert plans["features"].to_list() == [["ds0", "ds1", "leaf0"]] * 2
     assert plans["integration_strategy"][0] == "Use a deque inside the search."
@@ -412,10 +430,10 @@ def test_parse_plans_keeps_complete_plans_and_counts_the_rest():
 
 
 def test_parse_plans_rejects_non_string_selected_leaves():
-    subtrees = tasks.sample_subtrees(TASK_POOL, _task_params(num_tasks=2))
+    subtrees = generate_tasks.sample_subtrees(TASK_POOL, _task_params(num_tasks=2))
     responses = _responses(_plan({"algorithm": {"a0": [{"name": "leaf0"}, {"name": "leaf1"}]}}),
                            _plan({"algorithm": {"a0": ["leaf0", 3]}}))
-    plans, dropped = tasks.parse_plans(subtrees, responses)
+    plans, dropped = generate_tasks.parse_plans(subtrees, responses)
     assert plans.height == 0 and dropped == Counter(plan_schema_invalid=2)
 
 
@@ -437,7 +455,7 @@ def test_parse_tasks_checks_title_signature_hints_and_length():
                            f"# No Starter\nWrite a function. {FILLER}", "# Tiny\nToo short to be a task.",
                            f"A statement with no title line. {FILLER}",
                            f"# Hinted\nUse breadth-first search here. {FILLER}", ValueError("boom"))
-    found, dropped = tasks.parse_tasks(plans, responses, _task_params())
+    found, dropped = generate_tasks.parse_tasks(plans, responses, _task_params())
     assert found["task_id"].to_list() == ["t0", "t1"]
     assert found["title"].to_list() == ["Grid Escape", "Pair Count"]
     assert found["entry_point"].to_list() == [None, "Solution.countPairs"]
@@ -449,7 +467,7 @@ def test_parse_tasks_checks_title_signature_hints_and_length():
 def test_parse_tasks_min_tokens_is_the_threshold():
     statement = "# T\n" + " ".join(["w"] * 60)  # "#", "T" and 60 words: 62 tokens
     for min_tokens, kept in ((62, 1), (63, 0)):
-        found, _ = tasks.parse_tasks(_plans(("atcoder", [])), _responses(statement),
+        found, _ = generate_tasks.parse_tasks(_plans(("atcoder", [])), _responses(statement),
                                      _task_params(min_tokens=min_tokens))
         assert found.height == kept
 
@@ -475,7 +493,7 @@ def test_parse_prompt_inputs_keeps_valid_inputs_and_counts_the_rest():
                {"description": "python, not JSON", "input_string": "nums = [1, 2]"},
                {"description": "a string", "input_string": '"abc"'}),
         json.dumps({"inputs": ["1"]}), RuntimeError("down"))
-    inputs, dropped = test_inputs.parse_prompt_inputs(task_frame, responses)
+    inputs, dropped = generate_tests.parse_prompt_inputs(task_frame, responses)
     assert inputs.rows() == [("A", "3\n1 2 3\n", "small example"), ("A", "5\n1 2 3 4 5\n", "maximum n"),
                              ("B", "[1, 2, 3]\n4\n", "two args"), ("B", '"abc"\n', "a string")]
     assert dropped == Counter(input_missing=3, input_not_json_args=1, answer_no_test_cases=1, answer_llm_error=1)
@@ -487,10 +505,10 @@ def _inputs(*rows: tuple[str, str, str]) -> pl.DataFrame:
 
 
 def test_weigh_dedups_and_numbers_tests_per_task():
-    tests, duplicates = test_inputs.weigh(_inputs(("A", "1\n", ""), ("A", "22\n", ""), ("A", "1\n", "again"),
+    tests, duplicates = generate_tests.weigh(_inputs(("A", "1\n", ""), ("A", "22\n", ""), ("A", "1\n", "again"),
                                                   ("B", "1\n", ""), ("A", "333\n", "")), "prompt", "size")
     assert duplicates == 1
-    assert tests.columns == list(schemas.TEST_INPUTS.columns)
+    assert tests.columns == list(tables.TEST_INPUTS.columns)
     assert tests["test_id"].to_list() == ["A-p000", "A-p001", "B-p000", "A-p002"]
     assert tests["input"].to_list() == ["1\n", "22\n", "1\n", "333\n"]
     assert set(tests["generator"]) == {"prompt"}
@@ -500,7 +518,7 @@ def test_size_weights_are_quartiles_within_each_task():
     sizes_a = [5, 1, 3, 2, 8, 4, 7, 6]  # 8 inputs: two per quartile
     sizes_b = [100, 300, 200, 400]  # all bigger than A's, but ranked within B
     rows = [("A", "x" * n, "") for n in sizes_a] + [("B", "y" * n, "") for n in sizes_b] + [("C", "z", "")]
-    tests, _ = test_inputs.weigh(_inputs(*rows), "prompt", "size")
+    tests, _ = generate_tests.weigh(_inputs(*rows), "prompt", "size")
     weight = {(r["task_id"], len(r["input"])): r["weight"] for r in tests.iter_rows(named=True)}
     assert [weight["A", n] for n in range(1, 9)] == [1, 1, 2, 2, 3, 3, 4, 4]
     assert [weight["B", n] for n in (100, 200, 300, 400)] == [1, 2, 3, 4]
@@ -509,21 +527,21 @@ def test_size_weights_are_quartiles_within_each_task():
 
 
 def test_equal_sizes_share_a_size_weight():
-    tests, _ = test_inputs.weigh(_inputs(("A", "aa", ""), ("A", "bb", ""), ("A", "c", ""), ("A", "dddd", "")),
+    tests, _ = generate_tests.weigh(_inputs(("A", "aa", ""), ("A", "bb", ""), ("A", "c", ""), ("A", "dddd", "")),
                                  "prompt", "size")
     assert tests["size_weight"].to_list() == [2, 2, 1, 4]
 
 
 def test_weigh_of_no_inputs_is_an_empty_table():
-    tests, duplicates = test_inputs.weigh(_inputs(), "prompt", "size")
-    assert tests.height == 0 and duplicates == 0 and tests.columns == list(schemas.TEST_INPUTS.columns)
+    tests, duplicates = generate_tests.weigh(_inputs(), "prompt", "size")
+    assert tests.height == 0 and duplicates == 0 and tests.columns == list(tables.TEST_INPUTS.columns)
 
 
 def test_semantic_weights_come_from_descriptions():
     descriptions = ["a simple case", "edge case: empty array", "random mixed values", "stress test at maximum n",
                     "boundary but also large", "", "minimal sample"]
     rows = [("A", f"{i}\n", d) for i, d in enumerate(descriptions)]
-    tests, _ = test_inputs.weigh(_inputs(*rows), "prompt", "semantic")
+    tests, _ = generate_tests.weigh(_inputs(*rows), "prompt", "semantic")
     assert tests["semantic_weight"].to_list() == [1, 3, 2, 4, 4, 1, 1]
     assert tests["weight"].equals(tests["semantic_weight"])
 
@@ -539,7 +557,7 @@ def _statements(*rows: tuple[str, str | None]) -> pl.DataFrame:
 
 
 def test_solution_requests_one_per_task_model_and_sample():
-    asked = solutions.solution_requests(_statements(("T1", None), ("T2", "Solution.f")), SOLVE)
+    asked = generate_solutions.solution_requests(_statements(("T1", None), ("T2", "Solution.f")), SOLVE)
     assert asked.height == 2 * 2 * 3
     assert asked["request_id"].n_unique() == 12 and asked["solution_id"].n_unique() == 12
     assert asked["solution_id"].to_list()[:6] == ["T1-m0s0", "T1-m0s1", "T1-m0s2", "T1-m1s0", "T1-m1s1", "T1-m1s2"]
@@ -551,12 +569,12 @@ def test_solution_requests_one_per_task_model_and_sample():
 
 
 def test_parse_solutions_keeps_well_formed_answers_and_counts_each_reason():
-    asked = solutions.solution_requests(_statements(("T1", None)), SOLVE.model_copy(update={"samples_per_model": 4}))
+    asked = generate_solutions.solution_requests(_statements(("T1", None)), SOLVE.model_copy(update={"samples_per_model": 4}))
     good = "Double it.\n```python\nprint(2 * int(input()))\n```"
     responses = _responses(good, RuntimeError("overloaded"), "word " * 61, "No code, sorry.",
                            "A\n```python\nx = 1\n```\nB\n```python\ny = 2\n```", "```python\nprint(1)\n```",
                            "Broken:\n```python\nprint(\n```", "Also fine.\n```py\nprint(3)\n```")
-    kept, rejected = solutions.parse_solutions(asked, responses, SOLVE)
+    kept, rejected = generate_solutions.parse_solutions(asked, responses, SOLVE)
     assert kept["solution_id"].to_list() == ["T1-m0s0", "T1-m1s3"]
     assert kept["model"].to_list() == ["m/a", "m/b"] and kept["sample"].to_list() == [0, 3]
     assert kept.row(0, named=True)["reasoning"] == "Double it."
@@ -574,7 +592,7 @@ def test_build_jobs_pairs_each_solution_with_its_own_tasks_tests():
                           "input": ["b\n", "[1]\n", "a\n"]})
     task_frame = _tasks_io(T1=None, T2="Solution.f")
     jobs = execute.build_jobs(sols, tests, task_frame, ExecuteParams(time_limit_s=2.5, memory_mb=256))
-    assert jobs.columns == list(schemas.SANDBOX_JOBS.columns)
+    assert jobs.columns == list(tables.SANDBOX_JOBS.columns)
     assert jobs["job_id"].to_list() == ["T1-m0s0|T1-p000", "T1-m0s0|T1-p001", "T1-m0s1|T1-p000", "T1-m0s1|T1-p001",
                                         "T2-m0s0|T2-p000"]
     assert jobs["mode"].to_list() == ["stdio"] * 4 + ["function"]
@@ -587,7 +605,7 @@ def test_build_jobs_pairs_each_solution_with_its_own_tasks_tests():
                             "output": ["1", "2", "3", None, "[1]"], "stderr": "", "exit_code": 0, "wall_ms": 1.0,
                             "cpu_ms": 1.0})
     table = execute.executions(jobs, results, sols)
-    assert table.columns == list(schemas.EXECUTIONS.columns)
+    assert table.columns == list(tables.EXECUTIONS.columns)
     assert table.select("task_id", "solution_id", "test_id").row(4) == ("T2", "T2-m0s0", "T2-p000")
     assert execute.status_counts(table) == {"ok": 3, "timeout": 1, "wrong": 1}
     with pytest.raises(RuntimeError, match="lost a job"):
@@ -597,15 +615,15 @@ def test_build_jobs_pairs_each_solution_with_its_own_tasks_tests():
 # export
 
 def _export_inputs():
-    task_frame = schemas.conform(pl.DataFrame([
+    task_frame = tables.conform(pl.DataFrame([
         {"task_id": "T2", "style": "leetcode", "title": "F", "statement": "Implement f.", "entry_point": "Solution.f",
          "features": ["x"], "integration_strategy": "s", "tokens": 3},
         {"task_id": "T1", "style": "codeforces", "title": "Echo", "statement": "Echo the input.",
          "entry_point": None, "features": ["y"], "integration_strategy": "s", "tokens": 3},
         {"task_id": "T3", "style": "atcoder", "title": "Z", "statement": "Z.", "entry_point": None,
          "features": [], "integration_strategy": "s", "tokens": 1},
-    ], schema=schemas.TASKS.columns), schemas.TASKS)
-    sols = schemas.conform(pl.DataFrame([
+    ], schema=tables.TASKS.columns), tables.TASKS)
+    sols = tables.conform(pl.DataFrame([
         {"task_id": "T1", "solution_id": "T1-m0s0", "model": "m/a", "sample": 0, "reasoning": "Wrong idea.",
          "code": "print(0)\n"},
         {"task_id": "T1", "solution_id": "T1-m1s0", "model": "m/b", "sample": 0, "reasoning": "Just echo.",
@@ -613,8 +631,8 @@ def _export_inputs():
         {"task_id": "T2", "solution_id": "T2-m0s0", "model": "m/a", "sample": 0, "reasoning": "Identity.",
          "code": "class Solution:\n    def f(self, x):\n        return x\n"},
         {"task_id": "T3", "solution_id": "T3-m0s0", "model": "m/a", "sample": 0, "reasoning": "?", "code": "pass\n"},
-    ], schema=schemas.SOLUTIONS.columns), schemas.SOLUTIONS)
-    tests = schemas.conform(pl.DataFrame([
+    ], schema=tables.SOLUTIONS.columns), tables.SOLUTIONS)
+    tests = tables.conform(pl.DataFrame([
         {"task_id": "T1", "test_id": "T1-p000", "input": "hi\n", "description": "", "generator": "prompt",
          "size_weight": 1, "semantic_weight": 1, "weight": 1},
         {"task_id": "T1", "test_id": "T1-p001", "input": "hello\n", "description": "", "generator": "prompt",
@@ -623,22 +641,22 @@ def _export_inputs():
          "size_weight": 2, "semantic_weight": 1, "weight": 2},
         {"task_id": "T2", "test_id": "T2-p000", "input": "[1]\n", "description": "", "generator": "prompt",
          "size_weight": 3, "semantic_weight": 1, "weight": 3},
-    ], schema=schemas.TEST_INPUTS.columns), schemas.TEST_INPUTS)
-    verdicts = schemas.conform(pl.DataFrame([
+    ], schema=tables.TEST_INPUTS.columns), tables.TEST_INPUTS)
+    verdicts = tables.conform(pl.DataFrame([
         {"task_id": "T1", "kept": True, "golden_solution_id": "T1-m1s0", "reason": "kept",
          "golden_tests": [{"test_id": "T1-p001", "expected_output": "hello"},
                           {"test_id": "T1-p000", "expected_output": "hi"}]},
         {"task_id": "T2", "kept": True, "golden_solution_id": "T2-m0s0", "reason": "kept",
          "golden_tests": [{"test_id": "T2-p000", "expected_output": "1"}]},
         {"task_id": "T3", "kept": False, "golden_solution_id": None, "reason": "disagreement", "golden_tests": []},
-    ], schema=schemas.VERDICTS.columns), schemas.VERDICTS)
+    ], schema=tables.VERDICTS.columns), tables.VERDICTS)
     return task_frame, sols, tests, verdicts
 
 
 def test_to_sft_pairs_each_kept_task_with_its_golden_solution():
     task_frame, sols, _, verdicts = _export_inputs()
     sft = export.to_sft(task_frame, sols, verdicts, ExportParams(data_source="demo"))
-    assert sft.columns == list(schemas.SFT.columns)
+    assert sft.columns == list(tables.SFT.columns)
     assert sft["task_id"].to_list() == ["T1", "T2"]
     assert sft["style"].to_list() == ["codeforces", "leetcode"]
     assert sft["source"].to_list() == ["demo:m/b", "demo:m/a"]
@@ -652,7 +670,7 @@ def test_to_sft_pairs_each_kept_task_with_its_golden_solution():
 def test_to_rl_carries_golden_tests_with_inputs_and_weights():
     task_frame, _, tests, verdicts = _export_inputs()
     rl = export.to_rl(task_frame, tests, verdicts, ExportParams(data_source="demo"))
-    assert rl.columns == list(schemas.RL.columns)
+    assert rl.columns == list(tables.RL.columns)
     assert rl["task_id"].to_list() == ["T1", "T2"]
     assert rl["entry_point"].to_list() == [None, "Solution.f"]
     assert rl["data_source"].to_list() == ["demo", "demo"]
@@ -691,7 +709,7 @@ def test_metrics_keep_rate_style_mix_and_counts():
     verdicts = pl.concat([verdicts, verdicts.filter(pl.col("task_id") == "T3").with_columns(
         task_id=pl.lit("T4"), reason=pl.lit("no_majority"))])
     funnel = pl.concat([make_funnel("seeds", 5, 4, {"blank": 1}), make_funnel("verify", 4, 2)])
-    growth = evolve.growth(POOL, _pool(BFS, DFS, "algorithm/graph/dijkstra", "data_structures/tree/segment tree"))
+    growth = evolve_features.growth(POOL, _pool(BFS, DFS, "algorithm/graph/dijkstra", "data_structures/tree/segment tree"))
     agreement = pl.DataFrame({"task_id": ["T1", "T2"], "labelled_tests": [3, 1], "tied_tests": [1, 0],
                               "mean_top_share": [0.5, 1.0]})
     executions = pl.DataFrame({"status": ["ok", "ok", "timeout"]})
@@ -699,7 +717,7 @@ def test_metrics_keep_rate_style_mix_and_counts():
         {"stage": "generate_solutions", "model": "m/a", "requests": 8, "live_calls": 6, "retries": 2, "reasks": 1,
          "failed": 1, "prompt_tokens": 800, "completion_tokens": 4000, "cost_usd": 0.0084},
         {"stage": "extract_features", "model": "m/x", "requests": 2, "live_calls": 0, "retries": 0, "reasks": 0,
-         "failed": 0, "prompt_tokens": 100, "completion_tokens": 50, "cost_usd": 0.0001}], schema=schemas.LLM_USAGE.columns)
+         "failed": 0, "prompt_tokens": 100, "completion_tokens": 50, "cost_usd": 0.0001}], schema=tables.LLM_USAGE.columns)
     result = report.metrics(funnel, task_frame, verdicts, growth, agreement, executions, usage)
     assert result["tasks"] == {"generated": 4, "verified": 2, "keep_rate": 0.5}
     assert result["style_mix"] == {
@@ -730,28 +748,29 @@ def test_agreement_histogram_bins_every_task_and_lists_every_bin():
     # 1 - 0.9 (0.0999...98 in floats) is a tenth, 1.0 belongs to the last bin, no labels to `none`
     assert counts == {"0.0-0.1": (1, 0), "0.1-0.2": (1, 0), "0.7-0.8": (2, 1), "0.9-1.0": (1, 1), "none": (1, 0)}
     assert histogram["tasks"].sum() == agreement.height
-    empty = report.agreement_histogram(schemas.AGREEMENT.empty(), schemas.VERDICTS.empty())
+    empty = report.agreement_histogram(tables.AGREEMENT.empty(), tables.VERDICTS.empty())
     assert empty.height == 11 and empty["tasks"].sum() == 0
 
 
 def test_metrics_with_nothing_generated():
-    empty = report.metrics(schemas.FUNNEL.empty(), schemas.TASKS.empty(), schemas.VERDICTS.empty(),
-                           schemas.FEATURE_GROWTH.empty(), schemas.AGREEMENT.empty(), schemas.EXECUTIONS.empty(),
-                           schemas.LLM_USAGE.empty())
+    empty = report.metrics(tables.FUNNEL.empty(), tables.TASKS.empty(), tables.VERDICTS.empty(),
+                           tables.FEATURE_GROWTH.empty(), tables.AGREEMENT.empty(), tables.EXECUTIONS.empty(),
+                           tables.LLM_USAGE.empty())
     assert empty["tasks"] == {"generated": 0, "verified": 0, "keep_rate": 0.0}
     assert empty["style_mix"] == {"generated": {}, "verified": {}}
     assert empty["golden_tests_per_task"] == 0.0 and empty["labeling"]["mean_top_share"] == 0.0
 
 
 def test_solvability_drops_a_kept_task_no_strong_candidate_solves():
-    from synthsmith.stages.solvability import UNSOLVED, drop_unsolved
+    from synthsmith.contract.values import UNSOLVED_BY_STRONG_MODEL
+    from synthsmith.stages.solvability import drop_unsolved
 
     golden = [{"test_id": "x1", "expected_output": "1"}, {"test_id": "x2", "expected_output": "2.0"}]
     verdicts = pl.DataFrame([
         {"task_id": "A", "kept": True, "golden_solution_id": "A-b", "golden_tests": golden, "reason": None},
         {"task_id": "B", "kept": True, "golden_solution_id": "B-b", "golden_tests": golden, "reason": None},
         {"task_id": "C", "kept": False, "golden_solution_id": None, "golden_tests": [], "reason": "no_tests"},
-    ], schema=schemas.VERDICTS.columns)
+    ], schema=tables.VERDICTS.columns)
     solutions = pl.DataFrame([(t, f"{t}-{m}", f"model-{m}") for t in "ABC" for m in "ab"],
                              schema=["task_id", "solution_id", "model"], orient="row")
     runs = pl.DataFrame([
@@ -761,5 +780,5 @@ def test_solvability_drops_a_kept_task_no_strong_candidate_solves():
     ], schema=["solution_id", "test_id", "status", "output"], orient="row")
     out = drop_unsolved(verdicts, runs, solutions, "model-a").sort("task_id").to_dicts()
     assert [(v["task_id"], v["kept"], v["reason"]) for v in out] == [
-        ("A", True, None), ("B", False, UNSOLVED), ("C", False, "no_tests")]
+        ("A", True, None), ("B", False, UNSOLVED_BY_STRONG_MODEL), ("C", False, "no_tests")]
     assert out[1]["golden_solution_id"] is None and out[1]["golden_tests"] == []

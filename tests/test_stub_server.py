@@ -1,4 +1,4 @@
-"""The loopback stub server (synthsmith.llm.stub_server) seen through real HTTP clients: answers and their
+"""The loopback stub server (tools.stub_server) seen through real HTTP clients: answers and their
 usage, injected latency under concurrency, every fault kind, and the `python -m` mode for benchmarks."""
 
 from __future__ import annotations
@@ -15,8 +15,18 @@ import aiohttp
 import httpx
 import pytest
 
-from synthsmith.llm.stub_server import (FAULT_400, FAULT_401, FAULT_429, FAULT_500, FAULT_503, FAULT_DROP,
-                                        FAULT_EMPTY, FAULT_MALFORMED, FAULT_SLOW, StubServer)
+from tools.stub_server import (
+    FAULT_400,
+    FAULT_401,
+    FAULT_429,
+    FAULT_500,
+    FAULT_503,
+    FAULT_DROP,
+    FAULT_EMPTY,
+    FAULT_MALFORMED,
+    FAULT_SLOW,
+    StubServer,
+)
 
 MESSAGES = [{"role": "system", "content": "answer in words"},   # 3 words
             {"role": "user", "content": "count to four please"}]  # + 4 = 7 prompt tokens
@@ -194,7 +204,7 @@ def test_api_base_needs_a_running_server():
 
 
 def test_main_prints_the_api_base_line_then_serves_until_killed():
-    process = subprocess.Popen([sys.executable, "-m", "synthsmith.llm.stub_server", "--latency", "0.05",
+    process = subprocess.Popen([sys.executable, "-m", "tools.stub_server", "--latency", "0.05",
                                 "--answer", "fixed answer"], stdout=subprocess.PIPE, text=True)
     try:
         ready, _, _ = select.select([process.stdout], [], [], 30)

@@ -6,9 +6,9 @@ import json
 
 import polars as pl
 
-from synthsmith import schemas
-from synthsmith.params import GenerateTestsParams
-from synthsmith.sandbox import run_jobs
+from synthsmith.contract import tables
+from synthsmith.contract.params import GenerateTestsParams
+from synthsmith.sandbox.runner import run_jobs
 from synthsmith.stages import tool_inputs
 
 PARAMS = GenerateTestsParams(model="m", tool={"seed": 7, "time_limit_s": 10, "max_input_bytes": 2000})
@@ -81,7 +81,7 @@ def test_wrapper_reads_back_a_function_style_file_as_json_lines():
     results = run({"F": "import json\nopen('edge.in', 'w').write(json.dumps([3, 1]) + '\\n' + json.dumps('ab'))"})
     inputs, dropped = tool_inputs.collect_inputs(results, TASKS, PARAMS)
     assert [json.loads(line) for line in inputs["input"][0].splitlines()] == [[3, 1], "ab"]
-    assert not dropped and schemas.SANDBOX_JOBS.columns
+    assert not dropped and tables.SANDBOX_JOBS.columns
 
 
 def test_packages_are_copied_even_after_this_process_imported_them(tmp_path):
@@ -90,7 +90,7 @@ def test_packages_are_copied_even_after_this_process_imported_them(tmp_path):
     import colorful  # noqa: F401
     import cyaron  # noqa: F401
 
-    from synthsmith.sandbox import _copy_packages
+    from synthsmith.sandbox.runner import _copy_packages
 
     library = _copy_packages(tool_inputs.PACKAGES, tmp_path / "lib")
     assert sorted(path.name for path in library.iterdir()) == sorted(tool_inputs.PACKAGES)

@@ -2,11 +2,15 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from synthsmith import schemas
 from synthsmith.cli import app
-from synthsmith.compare import vote_key
-from synthsmith.stages.verify import METHODS, REASONS, label_tests, size_weights, split_tests, verify, with_key_ids
-from synthsmith.stages.verify_strict import MARGIN, MIN_SUPPORT, golden_split as strict_golden_split
+from synthsmith.contract import tables
+from synthsmith.contract.values import DISCARD_REASONS
+from synthsmith.stages.compare import vote_key
+from synthsmith.stages.verify import METHODS, verify
+from synthsmith.stages.verify_paper import label_tests, size_weights, split_tests
+from synthsmith.stages.verify_strict import MARGIN, MIN_SUPPORT
+from synthsmith.stages.verify_strict import golden_split as strict_golden_split
+from synthsmith.stages.votes import with_key_ids
 
 FAIL = None  # a run that did not finish cleanly
 
@@ -17,7 +21,7 @@ def make_runs(task_id: str, outputs: dict[str, dict[str, str | None]]) -> pl.Dat
         (task_id, sol, test, "error" if out is FAIL else "ok", out or "")
         for sol, by_test in outputs.items() for test, out in by_test.items()
     ]
-    return pl.DataFrame(rows, schema=list(schemas.RUNS.columns), orient="row")
+    return pl.DataFrame(rows, schema=list(tables.RUNS.columns), orient="row")
 
 
 def make_tests(task_id: str, test_ids, weights=None) -> pl.DataFrame:
@@ -114,7 +118,7 @@ def test_too_few_labelled_tests_no_candidates_and_no_tests():
         "one_test": "too_few_labelled_tests", "tied": "too_few_labelled_tests",
     }
     assert agreement["task_id"].to_list() == ["no_runs", "no_tests", "one_test", "tied"]
-    assert set(verdicts["reason"]) <= set(REASONS)
+    assert set(verdicts["reason"]) <= set(DISCARD_REASONS)
 
 
 def test_zero_best_golden_score_is_discarded():
@@ -170,8 +174,8 @@ def test_ids_are_strings_compared_as_strings(method):
     runs = make_runs("007", {"9": {"01": "1", "2": "2"}, "10": {"01": "1", "2": "2"}})
     verdicts, agreement = verify(runs, make_tests("007", ["01", "2"]), method=method)
     assert verdicts.row(0)[:3] == ("007", True, "10")
-    assert verdicts.schema == pl.Schema(schemas.VERDICTS.columns)
-    assert agreement.schema == pl.Schema(schemas.AGREEMENT.columns)
+    assert verdicts.schema == pl.Schema(tables.VERDICTS.columns)
+    assert agreement.schema == pl.Schema(tables.AGREEMENT.columns)
 
 
 def test_size_weights_are_quartiles_of_input_length():
@@ -201,7 +205,7 @@ def test_unknown_method_and_bad_inputs_raise(method):
         verify(MAJORITY, pl.concat([TESTS, TESTS.head(1)]), method=method)
     with pytest.raises(ValueError, match="weight must be >= 0"):
         verify(MAJORITY, TESTS.with_columns(weight=pl.lit(-1)), method=method)
-    with pytest.raises(schemas.ContractError, match="runs"):
+    with pytest.raises(tables.ContractError, match="runs"):
         verify(MAJORITY.drop("status"), TESTS, method=method)
 
 
@@ -359,7 +363,7 @@ def test_strict_reasons_for_failing_and_degenerate_candidates():
         "constant_majority": "contested_consensus", "no_runs": "no_candidates", "no_tests": "no_tests",
         "one_clean_test": "too_few_labelled_tests", "unknown_tests_only": "no_passing_candidate",
     }
-    assert set(verdicts["reason"]) <= set(REASONS)
+    assert set(verdicts["reason"]) <= set(DISCARD_REASONS)
     assert not verdicts["kept"].any() and verdicts["golden_tests"].list.len().sum() == 0
     assert agreement.equals(verify(runs, tests, method="paper")[1])
 

@@ -16,16 +16,16 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 
-import flows  # noqa: E402,F401  (Prefect defaults before Prefect)
 from demo_author.author import MODEL_NAME, DemoAuthor  # noqa: E402
+
+import flows  # noqa: E402,F401  (Prefect defaults before Prefect)
 from flows.evolve_features import evolve_features_flow  # noqa: E402
 from flows.extract_features import extract_features_flow  # noqa: E402
 from flows.generate_solutions import generate_solutions_flow  # noqa: E402
 from flows.generate_tasks import generate_tasks_flow  # noqa: E402
 from flows.generate_tests import generate_tests_flow  # noqa: E402
 from flows.seeds import seeds_flow  # noqa: E402
-from synthsmith.llm.stub_server import StubServer  # noqa: E402
-
+from tools.stub_server import StubServer  # noqa: E402
 
 # The configurations the cassette answers offline: the shipped params, and each variant applied on
 # top of them (so a newcomer can run two experiments and diff them: see README, "Dataset versions").

@@ -21,7 +21,7 @@ def demo(
     import subprocess
     import sys
 
-    from synthsmith.prefect_server import prefect_api
+    from synthsmith.runtime.server import prefect_api
 
     if not Path("dvc.yaml").exists():
         raise typer.BadParameter("run this from the SynthSmith project root (where dvc.yaml is)")
@@ -54,14 +54,14 @@ def verify(
     """Dual-verify tasks: vote expected outputs, keep tasks whose golden and validation winners agree."""
     import polars as pl
 
-    from synthsmith import schemas
+    from synthsmith.contract import tables
     from synthsmith.stages.verify import verify as dual_verify
 
     frames = []
-    for path, table in ((runs, schemas.RUNS), (tests, schemas.VERIFY_TESTS)):
+    for path, table in ((runs, tables.RUNS), (tests, tables.VERIFY_TESTS)):
         try:
-            frames.append(schemas.conform(pl.read_parquet(path), table))
-        except (schemas.ContractError, pl.exceptions.PolarsError, OSError) as exc:
+            frames.append(tables.conform(pl.read_parquet(path), table))
+        except (tables.ContractError, pl.exceptions.PolarsError, OSError) as exc:
             typer.echo(f"error: {path}: {exc}", err=True)
             raise typer.Exit(2) from exc
     try:
@@ -89,12 +89,12 @@ def sandbox_run(
 
     import polars as pl
 
-    from synthsmith import schemas
-    from synthsmith.sandbox import SandboxError, probe_isolation, run_jobs
+    from synthsmith.contract import tables
+    from synthsmith.sandbox.runner import SandboxError, probe_isolation, run_jobs
 
     try:
-        jobs = schemas.conform(pl.read_parquet(jobs_path), schemas.SANDBOX_JOBS)
-    except (schemas.ContractError, pl.exceptions.PolarsError, OSError) as exc:
+        jobs = tables.conform(pl.read_parquet(jobs_path), tables.SANDBOX_JOBS)
+    except (tables.ContractError, pl.exceptions.PolarsError, OSError) as exc:
         typer.echo(f"error: {jobs_path}: {exc}", err=True)
         raise typer.Exit(2) from exc
     try:
@@ -114,7 +114,7 @@ def sandbox_run(
 @sandbox_app.command("check")
 def sandbox_check() -> None:
     """Show which protections the sandbox gets on this machine; exit 1 if any is off."""
-    from synthsmith.sandbox import probe_isolation
+    from synthsmith.sandbox.runner import probe_isolation
 
     report = probe_isolation()
     _echo_isolation(report)
@@ -163,16 +163,16 @@ def llm_bench(
 
     import polars as pl
 
-    from synthsmith import schemas
+    from synthsmith.contract import tables
+    from synthsmith.contract.params import EndpointParams, LLMParams, ModelParams
     from synthsmith.llm.gateway import Gateway
     from synthsmith.llm.requests import make_request
-    from synthsmith.params import EndpointParams, LLMParams, ModelParams
 
     endpoint = EndpointParams(api_base=api_base, transport=transport, concurrency=concurrency, timeout_s=timeout)
     params = LLMParams(mode="live", max_retries=max_retries, progress=False, endpoints={"default": endpoint},
                        models={model: ModelParams(input_usd_per_mtok=0, output_usd_per_mtok=0)})
     asks = pl.DataFrame([make_request(model, [{"role": "user", "content": f"Say the number {i}."}], max_tokens=16)
-                         for i in range(requests)], schema=schemas.LLM_REQUESTS.columns)
+                         for i in range(requests)], schema=tables.LLM_REQUESTS.columns)
     gateway = Gateway(params, use_cache=False)
     started = time.monotonic()
     answers = gateway.complete(asks)
@@ -195,7 +195,7 @@ def diff_command(
     """Compare two dataset versions: tasks added/removed/changed, funnel, keep rate, style mix, features, labeling."""
     import json
 
-    from synthsmith.diff import DiffError, diff_specs, render_text
+    from synthsmith.versions.diff import DiffError, diff_specs, render_text
 
     try:
         result = diff_specs(a, b, repo)
@@ -220,8 +220,8 @@ def serve_command(
     import contextlib
     import os
 
-    from synthsmith.local_server import local_server, project_server_url
-    from synthsmith.params import UserError, load_params
+    from synthsmith.contract.params import UserError, load_params
+    from synthsmith.runtime.server import local_server, project_server_url
 
     if not Path("dvc.yaml").exists():
         raise typer.BadParameter("run this from the SynthSmith project root (where dvc.yaml is)")
@@ -244,7 +244,7 @@ def serve_command(
                        "(see docs/ui.md), or pass --start-server", err=True)
             raise typer.Exit(2)
         os.environ["PREFECT_API_URL"] = api_url  # before Prefect is imported: its settings are read once
-        from synthsmith.serve import pipeline_runner, run_until_stopped, stop_without_pausing
+        from synthsmith.runtime.deployment import pipeline_runner, run_until_stopped, stop_without_pausing
 
         schedule = None if no_schedule else (cron or settings.cron)
         name = name or settings.name

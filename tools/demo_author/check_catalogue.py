@@ -36,7 +36,6 @@ import argparse
 import ast
 import collections
 import concurrent.futures as cf
-import json
 import os
 import re
 import resource

@@ -65,8 +65,7 @@ from check_catalogue import tally_votes  # run as a script from this directory, 
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from check_catalogue import (FORMAT_KINDS, LEETCODE_HARNESS, LIMIT_LAUNCHER, MEMORY_LIMIT,  # noqa: E402
-                             RUN_KINDS, code_blocks)
+from check_catalogue import FORMAT_KINDS, LEETCODE_HARNESS, LIMIT_LAUNCHER, MEMORY_LIMIT, RUN_KINDS, code_blocks  # noqa: E402
 
 TIME_LIMIT = 1.0            # CPU seconds per candidate run (as check_catalogue.py)
 WALL_LIMIT = 4.0            # wall seconds per candidate run
@@ -79,7 +78,7 @@ NAME_RE = re.compile(r"[a-z0-9]+(_[a-z0-9]+)*")
 BROKEN_RE = re.compile(r"^#\s*Deliberately broken generator", re.M | re.I)
 INVALID_RE = re.compile(r"^#\s*Deliberately writes one invalid input,?\s+([A-Za-z0-9_]+)\.in", re.M | re.I)
 INVALID_TEST_RE = re.compile(r"^#\s*Deliberately invalid test:\s*(.+?)\s*$", re.M | re.I)
-# The semantic weights of generate_tests (synthsmith.stages.test_inputs.SEMANTIC), for the summary.
+# The semantic weights of generate_tests (synthsmith.stages.generate_tests.SEMANTIC), for the summary.
 SEMANTIC = ((4, re.compile(r"\b(stress|large|max(imum)?|huge|performance|worst)\b", re.I)),
             (3, re.compile(r"\b(boundary|edge|corner|min(imum)?|extreme|limit)\b", re.I)),
             (2, re.compile(r"\b(complex|tricky|special|random|mixed)\b", re.I)))
@@ -87,7 +86,7 @@ ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTH
        "PYTHONINTMAXSTRDIGITS": "0", "MALLOC_ARENA_MAX": "1"}
 
 GENERATOR_MEMORY = 1024 << 20  # the pipeline's generate_tests.tool.memory_mb
-SANDBOX_RECURSION_LIMIT = 500_000  # synthsmith.sandbox_harness.RECURSION_LIMIT
+SANDBOX_RECURSION_LIMIT = 500_000  # synthsmith.sandbox.harness.RECURSION_LIMIT
 # Runs the generator the way synthsmith.stages.tool_inputs.WRAPPER does in the sandbox: exec'd as
 # __main__ from its source (no __file__), argv = ["generator.py", "--seed", N], in the working
 # directory, with the sandbox's recursion limit (and, from generator_limits, its stack size).
@@ -108,7 +107,7 @@ def semantic_weight(name: str) -> int:
 # ---- running programs ------------------------------------------------------------------------
 
 def generator_limits() -> None:
-    """The sandbox's limits for a generator job (sandbox_harness._apply_limits)."""
+    """The sandbox's limits for a generator job (synthsmith.sandbox.harness._apply_limits)."""
     _, stack_hard = resource.getrlimit(resource.RLIMIT_STACK)
     stack = GENERATOR_MEMORY if stack_hard == resource.RLIM_INFINITY else min(GENERATOR_MEMORY, stack_hard)
     resource.setrlimit(resource.RLIMIT_STACK, (stack, stack_hard))

@@ -1,6 +1,3 @@
-"""The one LLM layer: content-addressed requests, a shipped cassette for replay, litellm for live calls."""
-
-from synthsmith.llm.gateway import Gateway, ReplayMiss
-from synthsmith.llm.requests import make_request, request_key
-
-__all__ = ["Gateway", "ReplayMiss", "make_request", "request_key"]
+"""The one LLM layer: content-addressed requests (`requests`), a shipped cassette for replay, live calls
+through litellm or a lean OpenAI-compatible client (`gateway`), prompt templates (`prompts`), and
+the format checks that pull structured parts out of answers (`answers`)."""

@@ -7,7 +7,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from synthsmith.params import UserError
+from synthsmith.contract.params import UserError
 
 
 @lru_cache(maxsize=4)

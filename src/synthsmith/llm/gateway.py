@@ -21,7 +21,8 @@ from pathlib import Path
 
 import polars as pl
 
-from synthsmith import schemas
+from synthsmith.contract import tables
+from synthsmith.contract.params import LLMParams, UserError
 from synthsmith.llm import pricing
 from synthsmith.llm.cache import Answer, ResponseCache
 from synthsmith.llm.cassette import Cassette
@@ -29,9 +30,10 @@ from synthsmith.llm.limits import EndpointLimits, retrying
 from synthsmith.llm.prompts import render
 from synthsmith.llm.requests import request_key
 from synthsmith.llm.transport import FatalError, TransientError, make_transport
-from synthsmith.params import LLMParams, UserError
 
 log = logging.getLogger(__name__)
+# Rendered inside a shard (a re-ask), so shard cache keys and the stages' DVC deps cover it.
+CODE_FILES = (Path(__file__).resolve().parents[1] / "prompts" / "reask.j2",)
 Validator = Callable[[str], object]  # raises answers.Rejected (with a reason) when the format is wrong
 
 
@@ -56,14 +58,14 @@ class Gateway:
 
     def complete(self, requests: pl.DataFrame, validator: Validator | None = None, reask: int = 0) -> pl.DataFrame:
         """LLM_REQUESTS -> LLM_RESPONSES, one row per request, in order."""
-        rows = schemas.conform(requests, schemas.LLM_REQUESTS).to_dicts()
+        rows = tables.conform(requests, tables.LLM_REQUESTS).to_dicts()
         run = _Run(self, validator, reask)
         answers = asyncio.run(run.all(rows))
         self.stats = {"retries": run.progress.retries, "first_sent": run.first_sent, "last_answer": run.last_answer}
         if len(answers) != len(rows) or any((a["content"] is None) == (a["error"] is None) for a in answers):
             raise RuntimeError(f"llm gateway lost track: {len(rows)} requests in, {len(answers)} rows out, "
                                "or a row with neither (or both) content and error")
-        return schemas.conform(pl.DataFrame(answers, schema=schemas.LLM_RESPONSES.columns), schemas.LLM_RESPONSES)
+        return tables.conform(pl.DataFrame(answers, schema=tables.LLM_RESPONSES.columns), tables.LLM_RESPONSES)
 
 
 class _Run:
@@ -264,7 +266,7 @@ def load_validator(spec: str | None) -> Validator | None:
 
 def answer_requests(requests: pl.DataFrame, llm: dict, cassette_digest: str | None, what: str = "llm",
                     validator: str | None = None, reask: int = 0) -> pl.DataFrame:
-    """Shard function for `orchestration.map_shards`. `cassette_digest` only keys the shard cache:
+    """Shard function for `runtime.shards.map_shards`. `cassette_digest` only keys the shard cache:
     a replayed answer is stale once the cassette changes. `what` names the progress line."""
     return Gateway(LLMParams(**llm), progress_label=what).complete(requests, load_validator(validator), reask)
 
@@ -286,7 +288,7 @@ def usage(stage: str, responses: pl.DataFrame) -> pl.DataFrame:
         failed=(pl.col("error").is_not_null() | pl.col("format_error").is_not_null()).sum(),
         prompt_tokens=pl.col("prompt_tokens").sum(), completion_tokens=pl.col("completion_tokens").sum(),
         cost_usd=pl.col("cost_usd").sum()).with_columns(stage=pl.lit(stage)).sort("model")
-    return schemas.conform(table, schemas.LLM_USAGE)
+    return tables.conform(table, tables.LLM_USAGE)
 
 
 __all__ = ["Gateway", "ReplayMiss", "BudgetExceeded", "answer_requests", "shard_settings", "usage"]

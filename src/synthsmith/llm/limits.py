@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from synthsmith.contract.params import EndpointParams
 from synthsmith.llm.transport import TransientError
-from synthsmith.params import EndpointParams
 
 BACKOFF = wait_random_exponential(multiplier=0.5, max=60)  # full jitter: retries from many calls spread out
 

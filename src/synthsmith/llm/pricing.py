@@ -7,8 +7,8 @@ import os
 from dataclasses import dataclass
 from functools import cache
 
-from synthsmith.answers import count_tokens
-from synthsmith.params import LLMParams
+from synthsmith.contract.params import LLMParams
+from synthsmith.llm.answers import count_tokens
 
 log = logging.getLogger(__name__)
 

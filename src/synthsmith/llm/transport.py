@@ -13,7 +13,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from synthsmith.params import EndpointParams, UserError
+from synthsmith.contract.params import EndpointParams, UserError
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ import re
 import numpy as np
 import polars as pl
 
-from synthsmith.params import DiversityParams, UserError
+from synthsmith.contract.params import DiversityParams, UserError
 
 WORD = re.compile(r"\w+")
 DENSE_LIMIT = 50_000_000  # documents x vocabulary cells held densely (float32: 200 MB)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from synthsmith import schemas
-from synthsmith.params import ExecuteParams
+from synthsmith.contract import tables
+from synthsmith.contract.params import ExecuteParams
 
 
 def build_jobs(solutions: pl.DataFrame, tests: pl.DataFrame, tasks: pl.DataFrame,
@@ -19,7 +19,7 @@ def build_jobs(solutions: pl.DataFrame, tests: pl.DataFrame, tasks: pl.DataFrame
                     mode=pl.when(pl.col("entry_point").is_null()).then(pl.lit("stdio")).otherwise(pl.lit("function")),
                     entry="entry_point", input="input", time_limit_s=pl.lit(params.time_limit_s),
                     memory_mb=pl.lit(params.memory_mb)))
-    return schemas.conform(jobs, schemas.SANDBOX_JOBS)
+    return tables.conform(jobs, tables.SANDBOX_JOBS)
 
 
 def executions(jobs: pl.DataFrame, results: pl.DataFrame, solutions: pl.DataFrame) -> pl.DataFrame:
@@ -30,7 +30,7 @@ def executions(jobs: pl.DataFrame, results: pl.DataFrame, solutions: pl.DataFram
              .join(solutions.select("solution_id", "task_id"), on="solution_id"))
     if table["status"].null_count():
         raise RuntimeError("the sandbox lost a job: every job must come back with a result row")
-    return schemas.conform(table, schemas.EXECUTIONS)
+    return tables.conform(table, tables.EXECUTIONS)
 
 
 def status_counts(table: pl.DataFrame) -> dict[str, int]:

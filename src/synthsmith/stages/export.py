@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from synthsmith import schemas
+from synthsmith.contract import tables
+from synthsmith.contract.params import ExportParams
 from synthsmith.llm.prompts import render
-from synthsmith.params import ExportParams
 
 
 def task_prompt(task: dict) -> str:
@@ -27,7 +27,7 @@ def to_sft(tasks: pl.DataFrame, solutions: pl.DataFrame, verdicts: pl.DataFrame,
              "messages": [{"role": "user", "content": task_prompt(row)},
                           {"role": "assistant", "content": f"{row['reasoning']}\n\n```python\n{row['code']}```"}]}
             for row in golden.iter_rows(named=True)]
-    return schemas.conform(pl.DataFrame(rows, schema=schemas.SFT.columns), schemas.SFT)
+    return tables.conform(pl.DataFrame(rows, schema=tables.SFT.columns), tables.SFT)
 
 
 def to_rl(tasks: pl.DataFrame, tests: pl.DataFrame, verdicts: pl.DataFrame, params: ExportParams) -> pl.DataFrame:
@@ -38,4 +38,4 @@ def to_rl(tasks: pl.DataFrame, tests: pl.DataFrame, verdicts: pl.DataFrame, para
              "tests": [{"input": inputs[t["test_id"]], "output": t["expected_output"], "weight": weights[t["test_id"]]}
                        for t in row["golden_tests"]]}
             for row in _kept(tasks, verdicts).iter_rows(named=True)]
-    return schemas.conform(pl.DataFrame(rows, schema=schemas.RL.columns), schemas.RL)
+    return tables.conform(pl.DataFrame(rows, schema=tables.RL.columns), tables.RL)

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import polars as pl
 
-from synthsmith import schemas
-from synthsmith.params import BenchmarkFile, DecontaminateParams, DedupParams, UserError
+from synthsmith.contract import tables
+from synthsmith.contract.params import BenchmarkFile, DecontaminateParams, DedupParams, UserError
 
 WORD = re.compile(r"\w+")
 BENCHMARK = {"benchmark": pl.String, "item_id": pl.String, "text": pl.String}
@@ -60,7 +60,7 @@ def near_duplicates(tasks: pl.DataFrame, params: DedupParams) -> tuple[pl.DataFr
     """(kept tasks, DROPPED_TASKS rows): a task whose statement's shingle set has Jaccard >=
     threshold with an earlier kept task is dropped, naming that task."""
     if not params.enabled or tasks.height < 2:
-        return tasks, schemas.DROPPED_TASKS.empty()
+        return tasks, tables.DROPPED_TASKS.empty()
     from datasketch import MinHash, MinHashLSH
 
     lsh = MinHashLSH(threshold=max(0.05, params.threshold - 0.1), num_perm=params.num_perm)
@@ -135,7 +135,7 @@ def decontaminate(tasks: pl.DataFrame, benchmarks: pl.DataFrame,
     """(kept tasks, DROPPED_TASKS rows): a task is dropped when its overlap with some benchmark
     item (shared word n-grams / n-grams of the shorter text) reaches the threshold."""
     if tasks.is_empty() or benchmarks.is_empty():
-        return tasks, schemas.DROPPED_TASKS.empty()
+        return tasks, tables.DROPPED_TASKS.empty()
     index: dict[int, list[int]] = {}
     sizes = []
     for item, text in enumerate(benchmarks["text"]):
@@ -171,4 +171,4 @@ def clean(tasks: pl.DataFrame, benchmarks: pl.DataFrame, dedup: DedupParams,
 
 
 def _dropped_frame(rows: list[dict]) -> pl.DataFrame:
-    return schemas.conform(pl.DataFrame(rows, schema=schemas.DROPPED_TASKS.columns), schemas.DROPPED_TASKS)
+    return tables.conform(pl.DataFrame(rows, schema=tables.DROPPED_TASKS.columns), tables.DROPPED_TASKS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from synthsmith.params import DiversityParams
+from synthsmith.contract.params import DiversityParams
 from synthsmith.stages import diversity as diversity_stage
 
 

@@ -6,14 +6,14 @@ from collections import Counter
 
 import polars as pl
 
-from synthsmith import schemas
-from synthsmith.funnel import funnel
-from synthsmith.params import SeedsParams, UserError
+from synthsmith.contract import tables
+from synthsmith.contract.funnel import funnel
+from synthsmith.contract.params import SeedsParams, UserError
 
 
 def prepare_seeds(raw: pl.DataFrame, params: SeedsParams, origin: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Drop blank or duplicate problems (counted), check io/entry points, apply the limit."""
-    seeds = schemas.conform(raw, schemas.SEEDS)
+    seeds = tables.conform(raw, tables.SEEDS)
     _check(seeds, origin)
     blank = (pl.col("statement").str.strip_chars().fill_null("") == "") | \
         (pl.col("solution").str.strip_chars().fill_null("") == "")

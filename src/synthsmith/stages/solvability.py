@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from synthsmith import schemas
-from synthsmith.compare import outputs_match
-
-UNSOLVED = "unsolved_by_strong_model"
+from synthsmith.contract import tables
+from synthsmith.contract.values import UNSOLVED_BY_STRONG_MODEL
+from synthsmith.stages.compare import outputs_match
 
 
 def drop_unsolved(verdicts: pl.DataFrame, runs: pl.DataFrame, solutions: pl.DataFrame, strong_model: str,
@@ -30,9 +29,9 @@ def drop_unsolved(verdicts: pl.DataFrame, runs: pl.DataFrame, solutions: pl.Data
         dtype=pl.Boolean))
     solved = judged.group_by("task_id", "solution_id").agg(pl.col("passed").all()).filter("passed")
     unsolved = pl.col("kept") & ~pl.col("task_id").is_in(solved["task_id"].implode())
-    empty = pl.lit([], dtype=pl.List(schemas.GOLDEN_TEST))
-    return schemas.conform(verdicts.with_columns(
-        reason=pl.when(unsolved).then(pl.lit(UNSOLVED)).otherwise("reason"),
+    empty = pl.lit([], dtype=pl.List(tables.GOLDEN_TEST))
+    return tables.conform(verdicts.with_columns(
+        reason=pl.when(unsolved).then(pl.lit(UNSOLVED_BY_STRONG_MODEL)).otherwise("reason"),
         golden_solution_id=pl.when(unsolved).then(None).otherwise("golden_solution_id"),
         golden_tests=pl.when(unsolved).then(empty).otherwise("golden_tests"),
-        kept=pl.when(unsolved).then(False).otherwise("kept")), schemas.VERDICTS)
+        kept=pl.when(unsolved).then(False).otherwise("kept")), tables.VERDICTS)

@@ -13,12 +13,12 @@ from collections import Counter
 
 import polars as pl
 
-from synthsmith import schemas
-from synthsmith.answers import Rejected, parse_answers, reasoning_and_code
-from synthsmith.llm import make_request
+from synthsmith.contract import tables
+from synthsmith.contract.params import GenerateTestsParams
+from synthsmith.llm.answers import parse_answers, reasoning_and_code
 from synthsmith.llm.prompts import render
-from synthsmith.params import GenerateTestsParams
-from synthsmith.stages.test_inputs import json_lines
+from synthsmith.llm.requests import make_request
+from synthsmith.stages.generate_tests import json_lines
 
 PACKAGES = ("cyaron", "colorful", "xeger")  # CYaRon and what it imports: copied into the sandbox
 VALIDATOR_TIME_LIMIT_S = 2.0
@@ -55,7 +55,7 @@ def program_requests(tasks: pl.DataFrame, params: GenerateTestsParams, template:
     return pl.DataFrame([make_request(params.model, render(
         template, statement=t["statement"], num_inputs=params.num_inputs, io="function" if t["entry_point"] else "stdio"),
         temperature=params.temperature, max_tokens=params.max_tokens) for t in tasks.iter_rows(named=True)],
-        schema=schemas.LLM_REQUESTS.columns)
+        schema=tables.LLM_REQUESTS.columns)
 
 
 def parse_programs(tasks: pl.DataFrame, responses: pl.DataFrame, kind: str) -> tuple[pl.DataFrame, Counter]:
@@ -71,7 +71,7 @@ def generator_jobs(generators: pl.DataFrame, params: GenerateTestsParams) -> pl.
     rows = [{"job_id": g["task_id"], "code": WRAPPER.format(seed=str(params.tool.seed), source=g["code"]),
              "mode": "stdio", "entry": None, "input": "", "time_limit_s": params.tool.time_limit_s,
              "memory_mb": params.tool.memory_mb} for g in generators.iter_rows(named=True)]
-    return schemas.conform(pl.DataFrame(rows, schema=schemas.SANDBOX_JOBS.columns), schemas.SANDBOX_JOBS)
+    return tables.conform(pl.DataFrame(rows, schema=tables.SANDBOX_JOBS.columns), tables.SANDBOX_JOBS)
 
 
 def collect_inputs(results: pl.DataFrame, tasks: pl.DataFrame, params: GenerateTestsParams) -> tuple[pl.DataFrame, Counter]:
@@ -114,7 +114,7 @@ def validation_jobs(validators: pl.DataFrame, inputs: pl.DataFrame) -> pl.DataFr
     jobs = (inputs.with_row_index("row").join(validators, on="task_id")
             .select(job_id=pl.col("row").cast(pl.String), code="code", mode=pl.lit("stdio"), entry=pl.lit(None),
                     input="input", time_limit_s=pl.lit(VALIDATOR_TIME_LIMIT_S), memory_mb=pl.lit(512)))
-    return schemas.conform(jobs, schemas.SANDBOX_JOBS)
+    return tables.conform(jobs, tables.SANDBOX_JOBS)
 
 
 def apply_validation(inputs: pl.DataFrame, results: pl.DataFrame) -> tuple[pl.DataFrame, Counter]:

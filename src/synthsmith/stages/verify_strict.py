@@ -47,9 +47,16 @@ import hashlib
 
 import polars as pl
 
-from synthsmith.stages import verify as base
-
-TASK, TEST, SOL = base.TASK, base.TEST, base.SOL
+from synthsmith.contract.values import (
+    CONTESTED_CONSENSUS,
+    DEGENERATE_OUTPUTS,
+    NO_CANDIDATES,
+    NO_PASSING_CANDIDATE,
+    NO_TESTS,
+    TOO_FEW_LABELLED_TESTS,
+    WEAK_CONSENSUS,
+)
+from synthsmith.stages.votes import GOLDEN_LIST, SOL, TASK, TEST, duplicate_error, with_key_ids
 
 MIN_SUPPORT = 2  # candidates that must agree on every test
 MARGIN = 2  # how many more members the golden cluster needs than any other cluster
@@ -64,7 +71,7 @@ def strict_verify(runs: pl.DataFrame, tests: pl.DataFrame, seed: int,
     n_tests = coded_tests.group_by("t").agg(tests=pl.len())
     candidates = coded.select(pl.col("ts").unique()).group_by(t=_task_of("ts")).agg(candidates=pl.len())
     ran_cleanly = pl.col("ok") & pl.col("tx").is_in(coded_tests["tx"].implode())
-    clean = base.with_key_ids(coded.filter(ran_cleanly).with_columns(pl.col("output").fill_null("")), float_tol)
+    clean = with_key_ids(coded.filter(ran_cleanly).with_columns(pl.col("output").fill_null("")), float_tol)
     clusters = _clusters(clean)
     tasks = (
         pl.DataFrame({"t": pl.int_range(task_names.len(), dtype=pl.UInt32, eager=True)})
@@ -89,7 +96,7 @@ def strict_verify(runs: pl.DataFrame, tests: pl.DataFrame, seed: int,
         tasks.join(golden_tests, on="t", how="left")
         .with_columns(task_id=_decode(task_names, "t"),
                       golden_solution_id=pl.when("kept").then(_decode(sol_names, pl.col("golden_ts") % _SHIFT)),
-                      golden_tests=pl.col("golden_tests").fill_null(pl.lit([], dtype=base.GOLDEN_LIST)))
+                      golden_tests=pl.col("golden_tests").fill_null(pl.lit([], dtype=GOLDEN_LIST)))
     )
     return verdicts, verdicts.select(TASK, "labelled_tests", "tied_tests", "mean_top_share")
 
@@ -145,7 +152,7 @@ def _encode(runs: pl.DataFrame, tests: pl.DataFrame):
     # (ts, x) is exact, so this is the runs' uniqueness check (verify() leaves it to the method).
     if coded.select((pl.col("ts") * _u64(_GAMMA) + pl.col("x")).n_unique()).item() != coded.height:
         if coded.select("ts", "x").is_duplicated().any():
-            raise base.duplicate_error([TASK, SOL, TEST], "runs")
+            raise duplicate_error([TASK, SOL, TEST], "runs")
     coded_tests = tests.select(t=pl.col(TASK).cast(task).to_physical(), x=pl.col(TEST).cast(test).to_physical())
     return names, coded, coded_tests.with_columns(tx=_pack(pl.col("t"), pl.col("x")))
 
@@ -219,11 +226,11 @@ def _agreement(clean: pl.DataFrame) -> pl.DataFrame:
 
 def _reason() -> pl.Expr:
     return (
-        pl.when(pl.col("tests") == 0).then(pl.lit(base.NO_TESTS))
-        .when(pl.col("candidates") == 0).then(pl.lit(base.NO_CANDIDATES))
-        .when(pl.col("voted_tests") == 0).then(pl.lit(base.NO_PASSING_CANDIDATE))
-        .when(~pl.col("any_two_tests")).then(pl.lit(base.TOO_FEW_LABELLED_TESTS))
-        .when(~pl.col("any_eligible")).then(pl.lit(base.DEGENERATE_OUTPUTS))
-        .when(pl.col("golden_size") < MIN_SUPPORT).then(pl.lit(base.WEAK_CONSENSUS))
-        .when(pl.col("golden_size") < pl.col("runner_up_size") + MARGIN).then(pl.lit(base.CONTESTED_CONSENSUS))
+        pl.when(pl.col("tests") == 0).then(pl.lit(NO_TESTS))
+        .when(pl.col("candidates") == 0).then(pl.lit(NO_CANDIDATES))
+        .when(pl.col("voted_tests") == 0).then(pl.lit(NO_PASSING_CANDIDATE))
+        .when(~pl.col("any_two_tests")).then(pl.lit(TOO_FEW_LABELLED_TESTS))
+        .when(~pl.col("any_eligible")).then(pl.lit(DEGENERATE_OUTPUTS))
+        .when(pl.col("golden_size") < MIN_SUPPORT).then(pl.lit(WEAK_CONSENSUS))
+        .when(pl.col("golden_size") < pl.col("runner_up_size") + MARGIN).then(pl.lit(CONTESTED_CONSENSUS))
     )

@@ -30,10 +30,10 @@ from pathlib import Path
 
 import yaml
 from prefect import flow, get_run_logger
-from pydantic import ValidationError
 from prefect.states import Completed, State
+from pydantic import ValidationError
 
-from synthsmith.params import Params, UserError, load_params
+from synthsmith.contract.params import Params, UserError, load_params
 
 PARENT_ENV = "SYNTHSMITH_PARENT_FLOW_RUN_ID"
 LOCK_FILE = Path(".dvc/tmp/lock")

@@ -22,8 +22,8 @@ def vote_key(output: str, float_tol: float = 1e-6) -> str:
     so a vote can split where `outputs_match` agrees; and one bucket spans up to ten times
     the tolerance (0.9999996 and 1.0000049 share a key but do not match).
     """
-    digits = _digits(float_tol)
-    return " ".join(_token_key(token, digits) for token in output.split())
+    digits = key_digits(float_tol)
+    return " ".join(token_key(token, digits) for token in output.split())
 
 
 def outputs_match(expected: str, actual: str, float_tol: float = 1e-6) -> bool:
@@ -43,12 +43,12 @@ def _float_token(token: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _digits(float_tol: float) -> int:
+def key_digits(float_tol: float) -> int:
     # A tolerance of 0 (or below 1e-17) means "as exact as a double gets".
     return 17 if float_tol <= 1e-17 else max(1, min(17, round(-math.log10(float_tol))))
 
 
-def _token_key(token: str, digits: int) -> str:
+def token_key(token: str, digits: int) -> str:
     value = _float_token(token)
     if value is None:
         return token

@@ -6,11 +6,11 @@ from collections import Counter
 
 import polars as pl
 
-from synthsmith import schemas
-from synthsmith.answers import Rejected, count_tokens, parse_answers, reasoning_and_code
-from synthsmith.llm import make_request
+from synthsmith.contract import tables
+from synthsmith.contract.params import GenerateSolutionsParams
+from synthsmith.llm.answers import Rejected, count_tokens, parse_answers, reasoning_and_code
 from synthsmith.llm.prompts import render
-from synthsmith.params import GenerateSolutionsParams
+from synthsmith.llm.requests import make_request
 
 
 def solution_requests(tasks: pl.DataFrame, params: GenerateSolutionsParams) -> pl.DataFrame:
@@ -44,4 +44,4 @@ def parse_solutions(asked: pl.DataFrame, responses: pl.DataFrame,
     for ask, (reasoning, code) in parse_answers(asked, responses, checked, rejected):
         rows.append({"task_id": ask["task_id"], "solution_id": ask["solution_id"], "model": ask["model"],
                      "sample": ask["sample"], "reasoning": reasoning, "code": code})
-    return schemas.conform(pl.DataFrame(rows, schema=schemas.SOLUTIONS.columns), schemas.SOLUTIONS), rejected
+    return tables.conform(pl.DataFrame(rows, schema=tables.SOLUTIONS.columns), tables.SOLUTIONS), rejected

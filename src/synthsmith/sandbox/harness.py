@@ -1,6 +1,6 @@
 """The sandbox worker: a long-lived, isolated process that runs batches of untrusted jobs.
 
-`python -S -P sandbox_harness.py worker SANDBOX_DIR HOME LIBRARY` enters its namespaces (`sandbox_isolation`),
+`python -S -P harness.py worker SANDBOX_DIR HOME LIBRARY` enters its namespaces (`isolation`),
 writes one JSON line (the isolation report) to stdout, then reads one JSON command per line on
 stdin: [MODE, CODE_PATH, ENTRY, MEMORY_MB, CPU_S, TIME_LIMIT_S, WALL_S, ROOT, COUNT]. For each it
 runs the batch (ROOT/<i>.in -> ROOT/<i>.out, ROOT/<i>.err, one status line per job in
@@ -30,7 +30,7 @@ MEMORY_EXIT = 86  # exit code meaning "MemoryError": distinct from Python's 1 (u
 OUTPUT_CAP_BYTES = 8 << 20  # stdout/stderr files may reach this size; one byte more means output_limit
 RECURSION_LIMIT = 500_000  # depth-1e5 DFS must work even at 2-3 frames a level (3.11 counts lru_cache's C call too)
 OPEN_FILES = 64
-PROCESSES = 64  # RLIMIT_NPROC: processes and threads of the job's uid, which is the job's own (see sandbox_isolation)
+PROCESSES = 64  # RLIMIT_NPROC: processes and threads of the job's uid, which is the job's own (see isolation.py)
 
 
 def _apply_limits(memory_mb: int, cpu_s: int) -> None:
@@ -209,10 +209,10 @@ def _status_line(fd: int, index: int, exit_code: int, cpu: float, fired: bool, w
 
 
 def _load_isolation():
-    """`sandbox_isolation` from beside this file, without putting our package on the jobs' sys.path."""
+    """`isolation` from beside this file, without putting our package on the jobs' sys.path."""
     import importlib.util
 
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_isolation.py")
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "isolation.py")
     spec = importlib.util.spec_from_file_location("sandbox_isolation", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

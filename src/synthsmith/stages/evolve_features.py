@@ -11,23 +11,18 @@ from collections import Counter
 
 import polars as pl
 
-from synthsmith import schemas
-from synthsmith.answers import json_object, parse_answers
+from synthsmith.contract import tables
+from synthsmith.llm.answers import json_object, parse_answers
 
 
 def check_evolution(content: str) -> dict:
     """The format check the gateway re-asks on."""
     return json_object(content)
-from synthsmith.llm import make_request
+from synthsmith.contract.params import EvolveFeaturesParams
 from synthsmith.llm.prompts import render
-from synthsmith.names import normalise
-from synthsmith.params import EvolveFeaturesParams
-
-
-def leaf_paths(pool: pl.DataFrame) -> set[str]:
-    paths = set(pool["path"])
-    parents = {p.rsplit("/", 1)[0] for p in paths}
-    return paths - parents
+from synthsmith.llm.requests import make_request
+from synthsmith.stages.feature_tree import leaf_paths
+from synthsmith.stages.names import normalise
 
 
 def evolution_requests(pool: pl.DataFrame, params: EvolveFeaturesParams, round_no: int) -> pl.DataFrame:
@@ -74,8 +69,8 @@ def merge_evolution(pool: pl.DataFrame, asked: pl.DataFrame, responses: pl.DataF
                 parts = path.split("/")
                 new_rows.append({"category": parts[0], "subcategory": parts[1], "leaf": parts[-1], "path": path,
                                  "count": 0, "origin": origin, "round": round_no})
-    grown = pl.concat([pool, pl.DataFrame(new_rows, schema=schemas.FEATURE_POOL.columns)])
-    return schemas.conform(grown.sort("path"), schemas.FEATURE_POOL), counts
+    grown = pl.concat([pool, pl.DataFrame(new_rows, schema=tables.FEATURE_POOL.columns)])
+    return tables.conform(grown.sort("path"), tables.FEATURE_POOL), counts
 
 
 def _items(answer: dict, key: str) -> list[dict]:
@@ -93,4 +88,4 @@ def growth(before: pl.DataFrame, after: pl.DataFrame) -> pl.DataFrame:
     b, a = per_category(before), per_category(after)
     rows = [{"category": c, "leaves_before": b.get(c, (0, 0))[0], "leaves_after": a[c][0],
              "subcategories_before": b.get(c, (0, 0))[1], "subcategories_after": a[c][1]} for c in sorted(a)]
-    return schemas.conform(pl.DataFrame(rows, schema=schemas.FEATURE_GROWTH.columns), schemas.FEATURE_GROWTH)
+    return tables.conform(pl.DataFrame(rows, schema=tables.FEATURE_GROWTH.columns), tables.FEATURE_GROWTH)

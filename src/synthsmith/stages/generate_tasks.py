@@ -9,12 +9,12 @@ from collections import Counter
 
 import polars as pl
 
-from synthsmith import schemas
-from synthsmith.answers import Rejected, count_tokens, json_object, parse_answers
-from synthsmith.llm import make_request
+from synthsmith.contract import tables
+from synthsmith.contract.params import GenerateTasksParams
+from synthsmith.llm.answers import Rejected, count_tokens, json_object, parse_answers
 from synthsmith.llm.prompts import render, style_guide
-from synthsmith.params import GenerateTasksParams
-from synthsmith.stages.evolve import leaf_paths
+from synthsmith.llm.requests import make_request
+from synthsmith.stages.feature_tree import sampleable_leaves
 
 STYLES = ("codeforces", "atcoder", "leetcode")
 # Every subtree mixes an algorithm and a data structure with other categories; the language
@@ -44,11 +44,6 @@ def sample_subtrees(pool: pl.DataFrame, params: GenerateTasksParams) -> pl.DataF
     return pl.DataFrame(rows, schema={"task_id": pl.String, "style": pl.String, "subtree_json": pl.String})
 
 
-def sampleable_leaves(pool: pl.DataFrame) -> set[str]:
-    """The pool leaves subtrees are drawn from (what the report's feature coverage counts)."""
-    return {p for p in leaf_paths(pool) if not p.startswith("programming_language/")}
-
-
 def feature_paths(plans: pl.DataFrame) -> pl.DataFrame:
     """TASK_FEATURES: each plan's selected features as pool paths (the inverse of `_nest`)."""
     rows = [{"task_id": task_id, "path": f"{category}/{subcategory}" if leaf == subcategory
@@ -56,7 +51,7 @@ def feature_paths(plans: pl.DataFrame) -> pl.DataFrame:
             for task_id, plan in zip(plans["task_id"], plans["plan_json"], strict=True)
             for category, groups in json.loads(plan)["selected_features_tree"].items()
             for subcategory, leaves in groups.items() for leaf in leaves]
-    return schemas.conform(pl.DataFrame(rows, schema=schemas.TASK_FEATURES.columns), schemas.TASK_FEATURES).unique(
+    return tables.conform(pl.DataFrame(rows, schema=tables.TASK_FEATURES.columns), tables.TASK_FEATURES).unique(
         maintain_order=True)
 
 
@@ -71,7 +66,7 @@ def _nest(paths: set[str]) -> dict[str, dict[str, list[str]]]:
 def plan_requests(subtrees: pl.DataFrame, params: GenerateTasksParams) -> pl.DataFrame:
     return pl.DataFrame([make_request(params.planner_model, render("plan_task", subtree=json.loads(s)),
                                       temperature=params.temperature, max_tokens=params.max_tokens)
-                         for s in subtrees["subtree_json"]], schema=schemas.LLM_REQUESTS.columns)
+                         for s in subtrees["subtree_json"]], schema=tables.LLM_REQUESTS.columns)
 
 
 def parse_plans(subtrees: pl.DataFrame, responses: pl.DataFrame) -> tuple[pl.DataFrame, Counter]:
@@ -111,7 +106,7 @@ def writing_requests(plans: pl.DataFrame, params: GenerateTasksParams) -> pl.Dat
     return pl.DataFrame([make_request(params.writer_model, render(
         "write_task", plan={k: v for k, v in json.loads(p["plan_json"]).items() if k != "feature_roles_tree"},
         style=p["style"], style_guide=style_guide(p["style"])), temperature=params.temperature,
-        max_tokens=params.max_tokens) for p in plans.iter_rows(named=True)], schema=schemas.LLM_REQUESTS.columns)
+        max_tokens=params.max_tokens) for p in plans.iter_rows(named=True)], schema=tables.LLM_REQUESTS.columns)
 
 
 def parse_tasks(plans: pl.DataFrame, responses: pl.DataFrame,
@@ -120,8 +115,8 @@ def parse_tasks(plans: pl.DataFrame, responses: pl.DataFrame,
     dropped: Counter = Counter()
     rows = [task for _, task in parse_answers(plans, responses, lambda plan, content: _task(plan, content, params),
                                               dropped)]
-    tasks = pl.DataFrame(rows, schema=schemas.TASKS.columns)
-    return schemas.conform(tasks, schemas.TASKS), dropped
+    tasks = pl.DataFrame(rows, schema=tables.TASKS.columns)
+    return tables.conform(tasks, tables.TASKS), dropped
 
 
 def _task(plan: dict, content: str, params: GenerateTasksParams) -> dict:

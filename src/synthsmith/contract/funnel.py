@@ -6,7 +6,7 @@ from collections import Counter
 
 import polars as pl
 
-from synthsmith import schemas
+from synthsmith.contract import tables
 
 
 def funnel(stage: str, count_in: int, count_out: int, dropped: Counter | dict | None = None,
@@ -15,5 +15,5 @@ def funnel(stage: str, count_in: int, count_out: int, dropped: Counter | dict | 
     rows += [(f"dropped:{reason}", n) for reason, n in sorted((dropped or {}).items()) if n]
     rows += [(name, n) for name, n in extra.items()]
     rows.append(("out", count_out))
-    return schemas.conform(pl.DataFrame({"stage": stage, "metric": [m for m, _ in rows],
-                                         "value": [int(n) for _, n in rows]}), schemas.FUNNEL)
+    return tables.conform(pl.DataFrame({"stage": stage, "metric": [m for m, _ in rows],
+                                         "value": [int(n) for _, n in rows]}), tables.FUNNEL)

@@ -12,11 +12,12 @@ from collections import Counter
 
 import polars as pl
 
-from synthsmith import schemas
-from synthsmith.answers import Rejected, json_object, parse_answers
-from synthsmith.llm import make_request
+from synthsmith.contract import tables
+from synthsmith.contract.params import GenerateTestsParams
+from synthsmith.llm.answers import Rejected, json_object, parse_answers
 from synthsmith.llm.prompts import render
-from synthsmith.params import GenerateTestsParams
+from synthsmith.llm.requests import make_request
+from synthsmith.stages.weights import size_quartile_weight
 
 # Semantic weights (METHOD 4): the strongest keyword in a description wins.
 SEMANTIC = ((4, re.compile(r"\b(stress|large|max(imum)?|huge|performance|worst)\b", re.I)),
@@ -28,7 +29,7 @@ def prompt_requests(tasks: pl.DataFrame, params: GenerateTestsParams) -> pl.Data
     return pl.DataFrame([make_request(params.model, render(
         "test_inputs", statement=t["statement"], num_inputs=params.num_inputs,
         io="function" if t["entry_point"] else "stdio"), temperature=params.temperature, max_tokens=params.max_tokens)
-        for t in tasks.iter_rows(named=True)], schema=schemas.LLM_REQUESTS.columns)
+        for t in tasks.iter_rows(named=True)], schema=tables.LLM_REQUESTS.columns)
 
 
 def parse_prompt_inputs(tasks: pl.DataFrame, responses: pl.DataFrame) -> tuple[pl.DataFrame, Counter]:
@@ -87,14 +88,7 @@ def weigh_all(inputs: pl.DataFrame, weighting: str) -> tuple[pl.DataFrame, int]:
         size_weight=size_quartile_weight(pl.col("input").str.len_chars()),
         semantic_weight=pl.col("description").map_elements(semantic_weight, return_dtype=pl.Int64),
     ).with_columns(weight=pl.col("size_weight" if weighting == "size" else "semantic_weight"))
-    return schemas.conform(tests, schemas.TEST_INPUTS), inputs.height - unique.height
-
-
-def size_quartile_weight(size: pl.Expr) -> pl.Expr:
-    """Quartile of the input's size within its task -> 1..4: 1 + floor(4 r / n), r = inputs of the
-    task strictly smaller, n = inputs of the task. Equal sizes share a weight, whatever the order."""
-    shorter = size.rank("min").over("task_id") - 1
-    return (1 + (4 * shorter) // pl.len().over("task_id")).cast(pl.Int64)
+    return tables.conform(tests, tables.TEST_INPUTS), inputs.height - unique.height
 
 
 def semantic_weight(description: str) -> int:

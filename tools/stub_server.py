@@ -8,7 +8,7 @@ It can also misbehave on purpose (see the FAULT_* kinds) to test retries, timeou
     with StubServer(respond, latency_s=0.1, faults={2: FAULT_429}) as server:
         ...  # point `llm.api_base` at `server.api_base`
 
-    python -m synthsmith.llm.stub_server --latency 0.1   # prints {"api_base": ...}, serves until killed
+    python -m tools.stub_server --latency 0.1   # prints {"api_base": ...}, serves until killed
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ class StubServer:
 
 def main(argv: list[str] | None = None) -> None:
     """Serve a fixed answer in this process (for benchmarks that keep the server off the client's cores)."""
-    parser = argparse.ArgumentParser(prog="python -m synthsmith.llm.stub_server", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.stub_server", description=main.__doc__)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds every response waits")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--host", default="127.0.0.1")

@@ -7,7 +7,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from synthsmith.orchestration import frame_hash, map_shards, write_tables
+from synthsmith.runtime.io import write_tables
+from synthsmith.runtime.shards import frame_hash, map_shards
 
 
 def double_unless_flagged(shard: pl.DataFrame, flag: str, log: str) -> pl.DataFrame:

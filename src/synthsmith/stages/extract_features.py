@@ -7,13 +7,13 @@ from collections import Counter
 
 import polars as pl
 
-from synthsmith import schemas
-from synthsmith.answers import Rejected, between_markers, json_object
-from synthsmith.funnel import funnel
-from synthsmith.llm import make_request
+from synthsmith.contract import tables
+from synthsmith.contract.funnel import funnel
+from synthsmith.contract.params import ExtractFeaturesParams
+from synthsmith.llm.answers import Rejected, between_markers, json_object
 from synthsmith.llm.prompts import render
-from synthsmith.names import normalise
-from synthsmith.params import ExtractFeaturesParams
+from synthsmith.llm.requests import make_request
+from synthsmith.stages.names import normalise
 
 CATEGORIES = ("programming_language", "problem_type", "algorithm", "data_structures",
               "implementation_logic", "complexity_analysis", "optimization_techniques")
@@ -24,7 +24,7 @@ def extraction_requests(seeds: pl.DataFrame, params: ExtractFeaturesParams) -> p
                                               solution=s["solution"]),
                          temperature=params.temperature, max_tokens=params.max_tokens)
             for s in seeds.iter_rows(named=True)]
-    return schemas.conform(pl.DataFrame(rows, schema=schemas.LLM_REQUESTS.columns), schemas.LLM_REQUESTS)
+    return tables.conform(pl.DataFrame(rows, schema=tables.LLM_REQUESTS.columns), tables.LLM_REQUESTS)
 
 
 def parse_extractions(seeds: pl.DataFrame, responses: pl.DataFrame) -> pl.DataFrame:
@@ -38,7 +38,7 @@ def parse_extractions(seeds: pl.DataFrame, responses: pl.DataFrame) -> pl.DataFr
             rows.append({"seed_id": seed_id, "status": "ok", "features_json": json.dumps(features)})
         except Rejected as rejected:
             rows.append({"seed_id": seed_id, "status": rejected.reason, "features_json": None})
-    return schemas.conform(pl.DataFrame(rows, schema=schemas.FEATURE_ANSWERS.columns), schemas.FEATURE_ANSWERS)
+    return tables.conform(pl.DataFrame(rows, schema=tables.FEATURE_ANSWERS.columns), tables.FEATURE_ANSWERS)
 
 
 def check_extraction(content: str) -> dict:
@@ -70,7 +70,7 @@ def build_pool(answers: pl.DataFrame) -> pl.DataFrame:
         counts.update(seen)  # count seeds, not mentions
     rows = [{"category": c, "subcategory": s, "leaf": leaf, "path": f"{c}/{s}/{leaf}", "count": n,
              "origin": "extracted", "round": 0} for (c, s, leaf), n in sorted(counts.items())]
-    return schemas.conform(pl.DataFrame(rows, schema=schemas.FEATURE_POOL.columns), schemas.FEATURE_POOL)
+    return tables.conform(pl.DataFrame(rows, schema=tables.FEATURE_POOL.columns), tables.FEATURE_POOL)
 
 
 def extraction_funnel(answers: pl.DataFrame, pool: pl.DataFrame) -> pl.DataFrame:

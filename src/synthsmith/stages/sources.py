@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
-from synthsmith.params import SeedsParams, UserError
+from synthsmith.contract.params import SeedsParams, UserError
 
 SEED_COLUMNS = ("seed_id", "title", "statement", "solution", "io", "entry_point", "source")
 

@@ -9,8 +9,8 @@ import logging
 
 from prefect_ray import RayTaskRunner
 
-from synthsmith.orchestration import stage_api_url
-from synthsmith.params import RunnerParams
+from synthsmith.contract.params import RunnerParams
+from synthsmith.runtime.server import stage_api_url
 
 QUIET = {"logging_level": logging.WARNING}  # Ray's INFO lines would bury the stage's log
 

@@ -4,8 +4,8 @@ Interface: `run_jobs(jobs, workers)` takes a SANDBOX_JOBS frame and returns a SA
 frame with exactly one row per job, in input order, whatever happens to the job or to a worker.
 The execute flow and `synthsmith sandbox run` only call `run_jobs`.
 
-Each of `workers` threads owns one long-lived worker process (`sandbox_harness`) that pays for
-isolation once (`sandbox_isolation`: namespaces, read-only host, per-job uid and tmpfs) and runs
+Each of `workers` threads owns one long-lived worker process (`harness`) that pays for
+isolation once (`isolation`: namespaces, read-only host, per-job uid and tmpfs) and runs
 batches: jobs sharing (code, mode, entry, limits) are compiled once and forked per input.
 A job the batch does not report on (its worker died) reruns alone on a fresh worker; if that
 fails too, its row says `killed` and why.
@@ -33,11 +33,11 @@ from pathlib import Path
 
 import polars as pl
 
-from synthsmith import sandbox_harness
-from synthsmith.schemas import SANDBOX_JOBS, SANDBOX_RESULTS, conform
+from synthsmith.contract.tables import SANDBOX_JOBS, SANDBOX_RESULTS, conform
+from synthsmith.sandbox import harness
 
-HARNESS = Path(sandbox_harness.__file__)
-CODE_FILES = (HARNESS, HARNESS.with_name("sandbox_isolation.py"))  # run in workers; cached results depend on them
+HARNESS = Path(harness.__file__)
+CODE_FILES = (HARNESS, HARNESS.with_name("isolation.py"))  # run in workers; cached results depend on them
 STDERR_CHARS = 2_000
 # Built from scratch, nothing copied from the parent: no API keys or proxies reach the child.
 CHILD_ENV = {
@@ -337,16 +337,16 @@ def _verdict(job: dict, exit_code: int, cpu_used: float, timed_out: bool, wall_m
              stdout_path: Path, stderr_path: Path) -> dict:
     cpu_s, _ = _limits(job)
     output_bytes = stdout_path.stat().st_size if stdout_path.exists() else 0
-    output = _read(stdout_path, sandbox_harness.OUTPUT_CAP_BYTES) if stdout_path.exists() else ""
+    output = _read(stdout_path, harness.OUTPUT_CAP_BYTES) if stdout_path.exists() else ""
     # The batch's temp path would make identical runs differ: tracebacks name plain "solution.py".
     errors = (_tail(stderr_path) if stderr_path.exists() else "").replace(f"{stderr_path.parent}/", "")
     cpu_ms = cpu_used * 1000
-    if output_bytes > sandbox_harness.OUTPUT_CAP_BYTES:
+    if output_bytes > harness.OUTPUT_CAP_BYTES:
         status = "output_limit"
     elif timed_out or exit_code == -signal.SIGXCPU or (exit_code == -signal.SIGKILL and cpu_used >= cpu_s) \
             or cpu_used > job["time_limit_s"]:
         status = "timeout"  # our wall kill, RLIMIT_CPU's SIGXCPU or hard-limit SIGKILL, or over the limit
-    elif exit_code == sandbox_harness.MEMORY_EXIT:
+    elif exit_code == harness.MEMORY_EXIT:
         status = "memory_limit"
     elif exit_code < 0:
         status = "killed"  # any other signal, SIGSEGV included (e.g. a C stack overflow)
