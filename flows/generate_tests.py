@@ -8,6 +8,7 @@ from prefect import flow
 from synthsmith.contract import tables
 from synthsmith.contract.funnel import funnel
 from synthsmith.contract.params import GenerateTestsParams, load_params
+from synthsmith.contract.values import PROMPT, TOOL
 from synthsmith.llm.gateway import answer_requests, shard_settings, usage
 from synthsmith.runtime.io import read_table, write_tables
 from synthsmith.runtime.shards import map_shards
@@ -23,20 +24,20 @@ def generate_tests_flow(params_path: str = "params.yaml") -> None:
     tasks = read_table("data/generate_tasks/tasks.parquet", tables.TASKS)
     ask = _asker(params.llm, settings)
     found, dropped, answers = [], Counter(), []
-    if "prompt" in settings.generators:
+    if PROMPT in settings.generators:
         replies = ask(generate_tests.prompt_requests(tasks, settings), "prompt test inputs",
                       "synthsmith.stages.generate_tests:check_test_cases")
         inputs, lost = generate_tests.parse_prompt_inputs(tasks, replies)
-        found.append(inputs.with_columns(generator=pl.lit("prompt")))
+        found.append(inputs.with_columns(generator=pl.lit(PROMPT)))
         answers.append(replies)
         dropped += lost
-    if "tool" in settings.generators:
+    if TOOL in settings.generators:
         replies = ask(tool_inputs.program_requests(tasks, settings, "tool_generator"), "tool generators",
                       "synthsmith.stages.tool_inputs:check_program")
         generators, lost = tool_inputs.parse_programs(tasks, replies, "generator")
         runs = _sandbox(tool_inputs.generator_jobs(generators, settings), settings, "generator runs")
         inputs, lost_running = tool_inputs.collect_inputs(runs, tasks, settings)
-        found.append(inputs.with_columns(generator=pl.lit("tool")))
+        found.append(inputs.with_columns(generator=pl.lit(TOOL)))
         answers.append(replies)
         dropped += lost + lost_running
     inputs = pl.concat(found)

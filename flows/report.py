@@ -5,6 +5,7 @@ from pathlib import Path
 import polars as pl
 from prefect import flow
 
+from synthsmith.contract import metrics as metrics_contract
 from synthsmith.contract import tables
 from synthsmith.contract.params import load_params
 from synthsmith.runtime.io import read_table, write_json
@@ -31,7 +32,8 @@ def report_flow(params_path: str = "params.yaml") -> None:
         tasks, verdicts, read_table("data/generate_tasks/dropped.parquet", tables.DROPPED_TASKS),
         read_table("data/generate_tasks/task_features.parquet", tables.TASK_FEATURES),
         sampleable_leaves(read_table("data/evolve_features/pool.parquet", tables.FEATURE_POOL)), diversity)
-    write_json("reports/metrics.json", metrics(funnel, tasks, verdicts, growth, agreement, runs, llm_usage, task_set))
+    report = metrics_contract.checked(metrics(funnel, tasks, verdicts, growth, agreement, runs, llm_usage, task_set))
+    write_json("reports/metrics.json", metrics_contract.as_json(report))
     Path("reports/plots").mkdir(parents=True, exist_ok=True)
     for name, table in plot_tables(funnel, tasks, verdicts, growth, agreement).items():
         table.write_csv(f"reports/plots/{name}.csv")

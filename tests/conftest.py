@@ -21,6 +21,15 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # export tests load Parquet w
 import pytest  # noqa: E402
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items):
+    """A test on the session's Prefect server is a slow one, marked or not: `-m "not slow"` never
+    starts the server."""
+    for item in items:
+        if "prefect_server" in getattr(item, "fixturenames", ()) and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def llm_request():
     """Build one LLM_REQUESTS row from a model and a prompt (a single user message)."""

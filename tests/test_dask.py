@@ -11,6 +11,7 @@ from synthsmith.contract.params import RunnerParams
 pytest.importorskip("prefect_dask")
 
 
+@pytest.mark.slow
 def test_dask_runner_gives_the_local_results(prefect_server, tmp_path):
     dask_pids = runner_gives_the_local_results(RunnerParams(kind="dask", workers=2, threads_per_worker=1), tmp_path)
     assert len(set(dask_pids)) == 2, dask_pids  # both worker processes ran shards

@@ -47,7 +47,11 @@ def metrics(generated: int, verified: int, styles: dict[str, float], algorithm_l
                      "per_category": {"algorithm": {"before": 6, "after": algorithm_leaves},
                                       "data_structures": {"before": 4, "after": 5}}},
         "labeling": {"labelled_tests": 40, "tied_tests": 2, "mean_top_share": mean_top_share},
-        "llm": {"by_stage_and_model": {}, "total": {"cost_usd": 0.5}},
+        "execution": {"ok": 40},
+        "golden_tests_per_task": 2.0,
+        "llm": {"by_stage_and_model": {}, "total": {
+            "requests": 10, "live_calls": 0, "retries": 0, "reasks": 0, "failed": 0, "prompt_tokens": 100,
+            "completion_tokens": 50, "cost_usd": 0.5}},
     }
 
 
@@ -97,7 +101,7 @@ def test_directories_tasks_and_metric_deltas(two_versions):
     assert m["features"]["per_category"]["algorithm"]["after"] == {"a": 8, "b": 11, "delta": 3}
     assert m["features"]["per_category"]["data_structures"]["after"]["delta"] == 0
     assert m["labeling"]["mean_top_share"]["delta"] == pytest.approx(-0.05)
-    assert m["llm"] == {"cost_usd": {"a": 0.5, "b": 0.5, "delta": 0.0}}
+    assert m["llm"]["cost_usd"] == {"a": 0.5, "b": 0.5, "delta": 0.0}
     # From the export tables themselves (no metrics needed).
     assert result["export"]["style"]["atcoder"] == {"a": 0, "b": 1, "delta": 1}
     assert result["export"]["style"]["codeforces"] == {"a": 2, "b": 1, "delta": -1}
@@ -212,7 +216,13 @@ pl.DataFrame({"task_id": ids, "tests": [[{"input": "1", "output": "1", "weight":
              ).write_parquet("data/export/rl.parquet")
 m = {"tasks": {"generated": p["n"] + 1, "verified": p["n"], "keep_rate": round(p["n"] / (p["n"] + 1), 4)},
      "funnel": {"verify": {"in": p["n"] + 1, "out": p["n"]}},
-     "features": {"per_category": {"algorithm": {"before": 6, "after": 8 + p["n"]}}}}
+     "discard_reasons": {"weak_consensus": 1},
+     "style_mix": {"generated": {"codeforces": 1.0}, "verified": {"codeforces": 1.0}},
+     "features": {"leaves_before": 6, "leaves_after": 8 + p["n"],
+                  "per_category": {"algorithm": {"before": 6, "after": 8 + p["n"]}}},
+     "labeling": {"labelled_tests": p["n"], "tied_tests": 0, "mean_top_share": 1.0},
+     "execution": {"ok": p["n"]},
+     "golden_tests_per_task": 1.0}
 json.dump(m, open("reports/metrics.json", "w"), indent=2, sort_keys=True)
 """
 
@@ -263,6 +273,7 @@ def dvc_repo(tmp_path_factory):
     return repo
 
 
+@pytest.mark.slow
 def test_git_revisions(dvc_repo):
     result = diff_specs("HEAD~1", "HEAD", dvc_repo)
     assert result["a"]["kind"] == result["b"]["kind"] == "git"
@@ -277,6 +288,7 @@ def test_git_revisions(dvc_repo):
     assert json.loads(out.stdout)["tasks"]["changed"] == 2
 
 
+@pytest.mark.slow
 def test_experiment_name(dvc_repo):
     refs = _git(dvc_repo, "for-each-ref", "--format=%(refname)", "refs/exps/")
     head = _git(dvc_repo, "rev-parse", "HEAD").strip()
@@ -289,6 +301,7 @@ def test_experiment_name(dvc_repo):
     assert result["metrics"]["features"]["per_category"]["algorithm"]["after"]["delta"] == 2
 
 
+@pytest.mark.slow
 def test_revision_whose_data_is_not_in_the_cache(dvc_repo):
     cache = dvc_repo / ".dvc" / "cache"
     aside = dvc_repo / ".dvc" / "cache-aside"

@@ -15,6 +15,8 @@ import pytest
 
 from synthsmith.versions.diff import DiffError, diff_specs
 
+pytestmark = pytest.mark.slow  # git and DVC subprocesses
+
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@example.invalid", "DVC_NO_ANALYTICS": "1", "GIT_CONFIG_NOSYSTEM": "1"}
 

@@ -62,6 +62,7 @@ def test_a_request_that_cannot_succeed_fails_fast_with_the_servers_message(tmp_p
     assert row["error"].startswith(f"rejected: http {fault}") and "stub fault" in row["error"]
 
 
+@pytest.mark.slow
 def test_a_fault_that_persists_is_reported_after_the_retries_and_not_cached(tmp_path):
     with StubServer(echo, faults=lambda n, body: "503") as server:
         rows = gateway(tmp_path, server, max_retries=2).complete(asks("one", "two")).to_dicts()
@@ -71,6 +72,7 @@ def test_a_fault_that_persists_is_reported_after_the_retries_and_not_cached(tmp_
     assert ResponseCache(tmp_path / "cache").get_many([r["request_id"] for r in rows]) == {}
 
 
+@pytest.mark.slow
 def test_litellm_transport_is_sorted_into_the_same_retry_and_fail_fast_paths(tmp_path):
     with StubServer(echo, faults={1: "503", 3: "401"}) as server:
         first = gateway(tmp_path, server, transport="litellm").complete(asks("one")).to_dicts()[0]
@@ -87,6 +89,7 @@ def test_concurrency_is_bounded_per_endpoint(tmp_path):
         assert time.monotonic() - start >= 0.6 - 0.05  # 6 calls, 2 at a time, 0.2 s each
 
 
+@pytest.mark.slow
 def test_requests_per_minute_limit_spaces_calls_after_the_burst(tmp_path):
     with StubServer(echo) as server:
         start = time.monotonic()
@@ -181,6 +184,7 @@ print("finished")
 """
 
 
+@pytest.mark.slow
 def test_sigkill_halfway_loses_no_completed_call_and_the_rerun_repeats_none(tmp_path):
     with StubServer(echo, latency_s=0.1) as server:
         child = subprocess.Popen([sys.executable, "-c", STAGE_IN_A_CHILD, server.api_base, str(tmp_path)],

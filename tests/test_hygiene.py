@@ -73,6 +73,7 @@ def test_distinct_tasks_all_stay_and_the_threshold_decides():
     assert hygiene.near_duplicates(pair, DedupParams(enabled=False))[0].height == 2
 
 
+@pytest.mark.slow
 def test_dedup_is_not_pairwise_and_handles_many_tasks():
     statements = [f"{VARIED[i % len(VARIED)]} Variant {i} uses {' '.join(f'w{i}x{j}' for j in range(30))}."
                   for i in range(2000)]

@@ -16,6 +16,8 @@ import polars as pl
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # the flows and `dvc repro` end to end on a real Prefect server
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 

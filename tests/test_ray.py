@@ -19,6 +19,7 @@ needs_prefect_ray = pytest.mark.skipif(importlib.util.find_spec("prefect_ray") i
 
 
 @needs_prefect_ray
+@pytest.mark.slow
 def test_ray_runner_gives_the_local_results(prefect_server, tmp_path):
     """tests/scale_out.py's check, in an interpreter of its own as a stage runs: once imported, Ray
     leaves process-wide state behind (filelock's fork guard) that breaks later tests of this

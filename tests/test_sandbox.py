@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 import polars as pl
+import pytest
 
-from synthsmith.contract.tables import SANDBOX_JOBS, SANDBOX_RESULTS
+from synthsmith.contract.tables import SANDBOX_JOBS, SANDBOX_RESULTS, ContractError
 from synthsmith.sandbox import harness, runner
 from synthsmith.sandbox.runner import CHILD_ENV, run_jobs
 
@@ -89,16 +92,33 @@ def test_runtime_error_keeps_output_and_traceback():
     assert "ZeroDivisionError" in result["stderr"] and "line 2" in result["stderr"]
 
 
+def processes_named(name: str) -> list[int]:
+    """Host pids whose command name (/proc/PID/comm, set by the job with prctl) is `name`."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if open(f"/proc/{pid}/comm").read().strip() == name:
+                found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.slow
 def test_busy_loop_and_sleep_loop_time_out():
     limit = 0.5
-    start = time.monotonic()
+    names = [f"to{os.getpid() % 10**8}{kind}" for kind in "bs"]  # <= 15 bytes, unique to this run
+    rename = "import ctypes\nctypes.CDLL(None).prctl(15, {!r}, 0, 0, 0)\nprint('started', flush=True)\n"
     busy, sleepy = run(
-        {"code": "while True:\n    pass", "time_limit_s": limit},
-        {"code": "import time\nwhile True:\n    time.sleep(0.05)", "time_limit_s": limit},
+        {"code": rename.format(names[0].encode()) + "while True:\n    pass", "time_limit_s": limit},
+        {"code": rename.format(names[1].encode()) + "import time\nwhile True:\n    time.sleep(0.05)",
+         "time_limit_s": limit},
     )
-    assert busy["status"] == "timeout" and sleepy["status"] == "timeout"
-    assert time.monotonic() - start < limit * 2 + 1
-    assert sleepy["cpu_ms"] < 500  # caught by the wall clock, not by CPU
+    assert (busy["status"], busy["output"]) == (sleepy["status"], sleepy["output"]) == ("timeout", "started\n")
+    # Killed by the watcher's SIGKILL (not RLIMIT_CPU's SIGXCPU, which comes later), and reaped.
+    assert busy["exit_code"] == sleepy["exit_code"] == -signal.SIGKILL
+    assert sleepy["cpu_ms"] < 500 and sleepy["wall_ms"] >= limit * 1000  # caught by the wall clock, not by CPU
+    assert [processes_named(name) for name in names] == [[], []]  # nothing of either job lives on
 
 
 def test_big_allocation_is_memory_limit():
@@ -166,10 +186,14 @@ def test_mixed_batch_has_one_row_per_job_in_input_order():
 
 
 def test_runner_failure_still_yields_a_row():
-    results = run({"code": "print(1)", "memory_mb": None}, {"code": "print(1)", "time_limit_s": None},
-                  {"code": "print(1)", "mode": "stdin"})
-    assert [r["status"] for r in results] == ["killed"] * 3
-    assert "TypeError" in results[0]["stderr"] and "unknown mode" in results[2]["stderr"]
+    results = run({"code": "print(1)", "memory_mb": None}, {"code": "print(1)", "time_limit_s": None})
+    assert [r["status"] for r in results] == ["killed"] * 2
+    assert "TypeError" in results[0]["stderr"]
+
+
+def test_a_job_of_an_unknown_mode_is_refused_at_the_boundary():
+    with pytest.raises(ContractError, match="column mode holds \\['stdin'\\]; allowed: stdio, function"):
+        run({"code": "print(1)", "mode": "stdin"})
 
 
 def test_empty_jobs_give_empty_results():
@@ -299,38 +323,53 @@ def test_a_job_no_worker_can_report_is_killed_with_the_reason(monkeypatch):
     assert "worker died" in results[0]["stderr"]
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_batch_loses_no_row(monkeypatch):
-    # SIGKILL one worker while its jobs sleep: they rerun alone on fresh workers and still succeed.
+    # SIGKILL one worker while its job sleeps: the job reruns alone on a fresh worker and still succeeds.
+    roots: dict[str, int] = {}  # batch directory -> pid of the worker running it
+    real_worker_run = runner._Worker.run
+
+    def recording_worker_run(worker, command, timeout):
+        roots[command[7]] = worker.proc.pid
+        return real_worker_run(worker, command, timeout)
+
+    calls: list[list[list[str]]] = []  # job ids of each batch, per pool.run call
+    real_pool_run = runner._Pool.run
+
+    def recording_pool_run(pool, batches):
+        calls.append([[job["job_id"] for job in batch] for batch in batches])
+        return real_pool_run(pool, batches)
+
+    killed: list[tuple[int, str]] = []  # (worker pid, input of the job it was running)
+
     def kill_a_worker() -> None:
-        deadline = time.monotonic() + 5
+        # Wait until a job says it started (in its stderr file, in the batch directory) and has not
+        # finished (no status line yet), then SIGKILL the worker running it.
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            for name in filter(str.isdigit, os.listdir("/proc")):
+            for root, pid in list(roots.items()):
                 try:
-                    cmdline = open(f"/proc/{name}/cmdline", "rb").read().split(b"\0")
-                    parent = int(open(f"/proc/{name}/stat").read().rsplit(")", 1)[1].split()[1])
-                except (OSError, ValueError):
+                    started = Path(root, "0.err").read_text() == "started\n"
+                    finished = Path(root, "status").read_text() != ""  # created empty, a line per job done
+                    job_input = Path(root, "0.in").read_text()
+                except OSError:  # not started yet, or the batch is over and its directory gone
                     continue
-                if parent == os.getpid() and b"worker" in cmdline and any(b"harness.py" in a for a in cmdline):
-                    time.sleep(0.3)  # let it start a job
-                    os.kill(int(name), 9)
-                    killed.append(int(name))
+                if started and not finished:
+                    os.kill(pid, 9)
+                    killed.append((pid, job_input))
                     return
             time.sleep(0.01)
 
-    killed: list[int] = []
-    reruns: list[int] = []
-    real_run = runner._Pool.run
-
-    def counting_run(pool, batches):
-        reruns.append(len(batches))
-        return real_run(pool, batches)
-
-    monkeypatch.setattr(runner._Pool, "run", counting_run)
-    killer = threading.Thread(target=kill_a_worker)
+    monkeypatch.setattr(runner._Worker, "run", recording_worker_run)
+    monkeypatch.setattr(runner._Pool, "run", recording_pool_run)
+    killer = threading.Thread(target=kill_a_worker, daemon=True)
     killer.start()
-    code = "import time\ntime.sleep(0.5)\nprint(input())"
+    code = "import sys, time\nsys.stderr.write('started\\n')\nsys.stderr.flush()\ntime.sleep(1.0)\nprint(input())"
     results = run(*({"code": code, "input": f"{k}\n", "time_limit_s": 2.0} for k in range(4)))
-    killer.join()
-    assert killed, "no worker was found to kill"
-    assert reruns[1] >= 1  # the killed worker's jobs went round again, alone
+    killer.join(timeout=60)
+    assert killed, "no job was seen running, so no worker was killed"
+    [(_, job_input)] = killed
+    assert len(calls) == 2, calls  # the batches, then the reruns of what they lost
+    assert all(len(batch) == 1 for batch in calls[1]), calls  # the reruns went alone
+    assert [job_input.strip()] in calls[1], calls  # the killed worker's job went round again
     assert [(r["status"], r["output"]) for r in results] == [("ok", f"{k}\n") for k in range(4)]

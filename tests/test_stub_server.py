@@ -63,8 +63,20 @@ def test_answers_with_the_responder_and_counts_usage_in_words():
 
 
 def test_latency_applies_to_each_request_but_concurrent_ones_overlap():
+    # In flight at the server: arrived (the fault picker sees each arrival, before the latency) and
+    # not yet answered (the responder runs after it). Served one at a time, it would never exceed 1.
+    arrived, answered, in_flight = [], [], []
+
+    def count_arrival(number, body):
+        arrived.append(number)
+
+    def respond(model, messages, sampling):
+        in_flight.append(len(arrived) - len(answered))
+        answered.append(model)
+        return ANSWER
+
     async def twenty(api_base: str) -> list[float]:
-        async with httpx.AsyncClient(timeout=5) as client:
+        async with httpx.AsyncClient(timeout=30) as client:
             async def one() -> float:
                 start = time.perf_counter()
                 response = await client.post(f"{api_base}/chat/completions",
@@ -73,13 +85,11 @@ def test_latency_applies_to_each_request_but_concurrent_ones_overlap():
                 return time.perf_counter() - start
             return await asyncio.gather(*(one() for _ in range(20)))
 
-    with StubServer(_answer, latency_s=0.2) as server:
-        start = time.perf_counter()
+    with StubServer(respond, latency_s=0.5, faults=count_arrival) as server:
         each = asyncio.run(twenty(server.api_base))
-        elapsed = time.perf_counter() - start
-    assert min(each) >= 0.2
-    assert elapsed < 1.0  # serially it would be 20 * 0.2 = 4 s
-    assert len(server.requests) == 20
+    assert min(each) >= 0.5  # every request waited the latency
+    assert len(server.requests) == len(answered) == 20
+    assert max(in_flight) == 20, in_flight  # all twenty were waiting out their latency at once
 
 
 @pytest.mark.parametrize(("kind", "status", "type_", "code"), [
@@ -126,12 +136,33 @@ def test_a_fault_callable_sees_request_numbers_in_arrival_order_and_the_body():
 
 
 def test_slow_outlasts_a_shorter_client_timeout_and_does_not_hold_up_the_rest():
-    start = time.perf_counter()
-    with StubServer(_answer, faults={1: FAULT_SLOW}, slow_s=3.0) as server, httpx.Client() as client:
+    answered, cancelled = [], []
+
+    def respond(model, messages, sampling):
+        answered.append(messages[-1]["content"])
+        return ANSWER
+
+    class Watched(StubServer):
+        async def _handle(self, request):  # records a handler interrupted while it waits
+            try:
+                return await super()._handle(request)
+            except asyncio.CancelledError:
+                cancelled.append(request.path)
+                raise
+
+    with Watched(respond, faults={1: FAULT_SLOW}, slow_s=60.0) as server, httpx.Client() as client:
         with pytest.raises(httpx.ReadTimeout):
-            _post(server, client, timeout=0.3)
-        assert _post(server, client).json()["choices"][0]["message"]["content"] == ANSWER
-    assert time.perf_counter() - start < 1.5  # neither the next request nor shutdown waited out slow_s
+            _post(server, client, timeout=0.3, messages=[{"role": "user", "content": "slow"}])
+        # Answered while the slow one still waits (it has 60 s to go): it did not hold this one up.
+        response = _post(server, client, timeout=30, messages=[{"role": "user", "content": "quick"}])
+        assert response.json()["choices"][0]["message"]["content"] == ANSWER
+        assert answered == ["quick"]
+        deadline = time.monotonic() + 30  # the client hung up: its handler stops, not sleeps on
+        while not cancelled and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert cancelled, "the slow request's handler was not interrupted after its client hung up"
+    # Shutdown did not wait out slow_s: the slow request was never answered.
+    assert answered == ["quick"]
     assert server.faults_served == [(1, FAULT_SLOW)]
 
 

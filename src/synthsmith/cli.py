@@ -16,11 +16,12 @@ def demo(
     force: bool = typer.Option(False, "--force", help="Rerun every stage (dvc repro --force)."),
 ) -> None:
     """Build the demo dataset offline: start a local Prefect server, run `dvc repro`, print the funnel."""
-    import json
     import os
     import subprocess
     import sys
 
+    from synthsmith.contract.metrics import MetricsError
+    from synthsmith.contract.metrics import parse as parse_metrics
     from synthsmith.runtime.server import prefect_api
 
     if not Path("dvc.yaml").exists():
@@ -32,11 +33,15 @@ def demo(
         code = subprocess.call(command, env=os.environ | prefect_env | {"PATH": path})
     if code:
         raise typer.Exit(code)
-    metrics = json.loads(Path("reports/metrics.json").read_text())
-    for stage, counts in metrics["funnel"].items():
+    try:
+        metrics = parse_metrics(Path("reports/metrics.json").read_bytes())
+    except MetricsError as exc:
+        typer.echo(f"error: reports/metrics.json: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for stage, counts in metrics.funnel.items():
         typer.echo(f"{stage:>20}: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
-    tasks = metrics["tasks"]
-    typer.echo(f"verified tasks: {tasks['verified']} of {tasks['generated']} (keep rate {tasks['keep_rate']:.0%}); "
+    tasks = metrics.tasks
+    typer.echo(f"verified tasks: {tasks.verified} of {tasks.generated} (keep rate {tasks.keep_rate:.0%}); "
                "data/export/sft.parquet and data/export/rl.parquet")
 
 
@@ -48,7 +53,7 @@ def verify(
                                help="TESTS Parquet: task_id, test_id, input, weight (optional)."),
     out: Path = typer.Option(..., "--out", help="Where to write the VERDICTS Parquet."),
     seed: int = typer.Option(0, "--seed", help="Seed of the golden/validation split."),
-    method: str = typer.Option("strict", "--method", help="Verification method (see stages.verify.METHODS)."),
+    method: str = typer.Option("strict", "--method", help="Verification method: strict or paper (contract.values.VerifyMethod)."),
     float_tol: float = typer.Option(1e-6, "--float-tol", min=0, help="Tolerance for float tokens (rel/abs)."),
 ) -> None:
     """Dual-verify tasks: vote expected outputs, keep tasks whose golden and validation winners agree."""

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from synthsmith.contract.values import (
+    TEST_GENERATORS,
+    Embedder,
+    LlmMode,
+    RunnerKind,
+    SeedSource,
+    StatementStyle,
+    TestGenerator,
+    Transport,
+    VerifyMethod,
+    Weighting,
+)
 
 
 class UserError(Exception):
@@ -22,7 +36,7 @@ class EndpointParams(_Section):
     api_base: str | None = None  # an OpenAI-compatible server (vLLM, SGLang); null: litellm's provider routing
     api_key_env: str | None = None  # name of the environment variable holding the key; never the key
     # auto: the lean aiohttp transport for an api_base server, litellm for provider strings
-    transport: Literal["auto", "litellm", "openai"] = "auto"
+    transport: Transport = "auto"
     concurrency: int = Field(8, ge=1)
     rpm: int | None = Field(None, ge=1)  # requests per minute
     tpm: int | None = Field(None, ge=1)  # tokens per minute (prompt estimate + max_tokens)
@@ -37,7 +51,7 @@ class ModelParams(_Section):
 
 
 class LLMParams(_Section):
-    mode: Literal["replay", "record", "live"] = "replay"
+    mode: LlmMode = "replay"
     cassette: str = "data/shipped/cassette.jsonl"
     cache_dir: str = ".synthsmith/llm-cache"
     max_retries: int = Field(5, ge=0)  # per call, on 429 / 5xx / timeouts / dropped connections / bad bodies
@@ -65,7 +79,7 @@ class LLMParams(_Section):
 
 
 class SeedsParams(_Section):
-    source: Literal["shipped", "humaneval", "file"] = "shipped"
+    source: SeedSource = "shipped"
     path: str = "data/shipped/seeds.jsonl"
     columns: dict[str, str] = {}
     limit: int | None = Field(None, ge=1)
@@ -115,7 +129,7 @@ class DecontaminateParams(_Section):
 
 class DiversityParams(_Section):
     """Read by the report stage only (dvc.yaml gives it just this key)."""
-    embedder: Literal["tfidf", "minilm"] = "tfidf"  # minilm needs the optional extra `embeddings`
+    embedder: Embedder = "tfidf"  # minilm needs the optional extra `embeddings`
     clusters: int | None = Field(None, ge=1)  # k-means k; null: round(sqrt(n / 2))
     seed: int = 0
 
@@ -125,7 +139,7 @@ class GenerateTasksParams(_ModelCall):
     writer_model: str
     num_tasks: int = Field(16, ge=1)
     leaves_per_subtree: int = Field(6, ge=2)
-    style_mix: dict[Literal["codeforces", "atcoder", "leetcode"], float]
+    style_mix: dict[StatementStyle, float]
     min_tokens: int = Field(200, ge=0)
     seed: int = 0
     dedup: DedupParams = DedupParams()
@@ -150,10 +164,10 @@ class ToolGeneratorParams(_Section):
 
 
 class GenerateTestsParams(_ModelCall):
-    generators: list[Literal["prompt", "tool"]] = Field(["prompt", "tool"], min_length=1)
+    generators: list[TestGenerator] = Field(list(TEST_GENERATORS), min_length=1)
     model: str
     num_inputs: int = Field(10, ge=1)
-    weighting: Literal["size", "semantic"] = "size"
+    weighting: Weighting = "size"
     validate_inputs: bool = True  # the model writes a validator per task; inputs it rejects are dropped
     tool: ToolGeneratorParams = ToolGeneratorParams()
 
@@ -171,7 +185,7 @@ class ExecuteParams(_Section):
 
 
 class VerifyParams(_Section):
-    method: str = "strict"  # a key of stages.verify.METHODS: "strict" or "paper"
+    method: VerifyMethod = "strict"  # the keys of stages.verify.METHODS
     seed: int = 0
     float_tol: float = Field(1e-6, ge=0)  # relative/absolute tolerance for float tokens in outputs
     strong_model: str | None = None  # drop kept tasks no candidate of this model solves (null: no filter)
@@ -184,7 +198,7 @@ class ExportParams(_Section):
 class RunnerParams(_Section):
     """Where the stages' shard tasks run: how, never what (no stage's DVC param; results are identical)."""
     # local: in the stage process; dask: prefect-dask's DaskTaskRunner; ray: prefect-ray's RayTaskRunner
-    kind: Literal["local", "dask", "ray"] = "local"
+    kind: RunnerKind = "local"
     # a running cluster (dask: tcp://10.0.0.5:8786; ray: ray://10.0.0.5:10001 or auto); null: one on this machine
     address: str | None = None
     workers: int = Field(2, ge=1)  # on this machine only: Dask worker processes, or the local Ray instance's CPUs
@@ -245,6 +259,54 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        raise UserError(f"{path}: {key}: {first['msg']} (got {first.get('input')!r})") from None
+        raise UserError(f"{path}: {describe(exc)}") from None
+
+
+def describe(exc: ValidationError) -> str:
+    """A failed validation of Params as one line `<dotted.key>: <what is wrong>`; an unknown key or
+    a value outside a closed set lists what is allowed there, so the fix can be read off the line.
+    Of several errors the deepest is told: of a `str | BenchmarkFile` item, the mapping's unknown
+    key rather than "not a string"."""
+    error = max(exc.errors(), key=lambda error: len(error["loc"]))
+    key, annotation, section = _locate(error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key; allowed: {', '.join(section.model_fields)}"
+    if error["type"] == "literal_error" and get_origin(annotation) is Literal:
+        return f"{key}: unknown value {error['input']!r}; allowed: {', '.join(map(str, get_args(annotation)))}"
+    return f"{key}: {error['msg']} (got {error.get('input')!r})"
+
+
+def _locate(loc: tuple) -> tuple[str, object, type[BaseModel]]:
+    """Follow an error's location through Params' annotations: (the key as written in params.yaml,
+    the annotation at it, the innermost section holding it). Pydantic's own steps (a union
+    member's name, `[key]` for a mapping's key) select annotations but are not part of the key."""
+    key, annotation, section, mapping = "", Params, Params, None
+    for part in loc:
+        annotation = _without_none(annotation)
+        if part == "[key]" and mapping is not None:
+            annotation = get_args(mapping)[0]
+            continue
+        mapping = annotation if get_origin(annotation) is dict else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            section = annotation
+            field = annotation.model_fields.get(str(part))
+            annotation = field.annotation if field else None
+        elif get_origin(annotation) in (Union, types.UnionType):
+            annotation = next((m for m in get_args(annotation) if getattr(m, "__name__", None) == part), None)
+            continue
+        elif get_origin(annotation) in (dict, list):
+            annotation = get_args(annotation)[-1]
+        if isinstance(part, int):
+            key += f"[{part}]"
+        else:
+            key += f".{part}" if key else str(part)
+    return key or "(top level)", _without_none(annotation), section
+
+
+def _without_none(annotation: object) -> object:
+    """`X | None` -> X (pydantic gives the None branch no step of its own)."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        members = [m for m in get_args(annotation) if m is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return annotation

@@ -1,23 +1,30 @@
 """The data contract: every table the pipeline reads or writes, its columns and dtypes.
 
-Stages call `conform(df, TABLE)` on what they return and flows on what they read, so a
-missing column or a wrong dtype fails at the boundary with the table's name, not three
-stages later.
+Stages call `conform(df, TABLE)` on what they return; `runtime.io` conforms what a flow writes
+(against `STAGE_OUTPUTS`) and what it reads, so a missing column, a wrong dtype or a value
+outside a column's value set fails at the boundary with the table's name, not three stages later.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
+from synthsmith.contract import values
+
 Str, Int, Float, Bool = pl.String, pl.Int64, pl.Float64, pl.Boolean
 MESSAGE = pl.Struct({"role": Str, "content": Str})
 
 
 class Table:
-    def __init__(self, name: str, columns: dict[str, pl.DataType], optional: dict | None = None):
+    """A table's columns and dtypes; `optional`: columns filled with a default when absent;
+    `values`: columns whose non-null values must come from a value set of `contract.values`."""
+
+    def __init__(self, name: str, columns: dict[str, pl.DataType], optional: dict | None = None,
+                 values: dict[str, tuple[str, ...]] | None = None):
         self.name = name
         self.columns = columns
         self.optional = optional or {}
+        self.values = values or {}
 
     def empty(self) -> pl.DataFrame:
         return pl.DataFrame(schema=self.columns)
@@ -36,14 +43,19 @@ def conform(df: pl.DataFrame, table: Table) -> pl.DataFrame:
     if missing:
         raise ContractError(f"table {table.name}: missing column(s) {missing}; has {df.columns}")
     try:
-        return df.select([pl.col(c).cast(t, strict=True) for c, t in table.columns.items()])
+        conformed = df.select([pl.col(c).cast(t, strict=True) for c, t in table.columns.items()])
     except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
         raise ContractError(f"table {table.name}: a column has the wrong type: {exc}") from exc
+    for column, allowed in table.values.items():
+        unknown = sorted(set(conformed[column].drop_nulls().unique()) - set(allowed))
+        if unknown:
+            raise ContractError(f"table {table.name}: column {column} holds {unknown}; allowed: {', '.join(allowed)}")
+    return conformed
 
 
 SEEDS = Table("seeds", {
     "seed_id": Str, "title": Str, "statement": Str, "solution": Str,
-    "io": Str,  # "stdio" | "function"
+    "io": Str,  # values.IO_MODES, checked by stages.seeds with the seed named
     "entry_point": Str, "source": Str,
 })
 
@@ -56,12 +68,12 @@ LLM_REQUESTS = Table("llm_requests", {
 LLM_RESPONSES = Table("llm_responses", {
     "request_id": Str, "model": Str,
     "content": Str, "error": Str,  # exactly one of content/error is null
-    "source": Str,  # where the final answer came from: "cassette" | "cache" | "live"
+    "source": Str,  # where the final answer came from
     "attempts": Int,  # answers obtained: 1 + re-asks after format failures
     "retries": Int,  # transient faults retried on the way
     "format_error": Str,  # the stage's format check on the final answer (null: it passed)
     "prompt_tokens": Int, "completion_tokens": Int, "cost_usd": Float,
-})
+}, values={"source": values.RESPONSE_SOURCES})
 LLM_USAGE = Table("llm_usage", {  # per stage and model: what the calls cost (replayed calls at live prices)
     "stage": Str, "model": Str, "requests": Int, "live_calls": Int, "retries": Int, "reasks": Int,
     "failed": Int, "prompt_tokens": Int, "completion_tokens": Int, "cost_usd": Float,
@@ -70,9 +82,9 @@ LLM_USAGE = Table("llm_usage", {  # per stage and model: what the calls cost (re
 FEATURE_ANSWERS = Table("feature_answers", {"seed_id": Str, "status": Str, "features_json": Str})
 FEATURE_POOL = Table("feature_pool", {
     "category": Str, "subcategory": Str, "leaf": Str, "path": Str, "count": Int,
-    "origin": Str,  # "extracted" | "breadth" | "depth"
+    "origin": Str,
     "round": Int,
-})
+}, values={"origin": values.FEATURE_ORIGINS})
 FEATURE_GROWTH = Table("feature_growth", {
     "category": Str, "leaves_before": Int, "leaves_after": Int, "subcategories_before": Int,
     "subcategories_after": Int,
@@ -81,13 +93,13 @@ FEATURE_GROWTH = Table("feature_growth", {
 TASKS = Table("tasks", {
     "task_id": Str, "style": Str, "title": Str, "statement": Str, "entry_point": Str,
     "features": pl.List(Str), "integration_strategy": Str, "tokens": Int,
-})
+}, values={"style": values.STATEMENT_STYLES})
 
 TEST_INPUTS = Table("test_inputs", {
     "task_id": Str, "test_id": Str, "input": Str, "description": Str,
-    "generator": Str,  # "prompt" (the tool-based generator is a later addition)
+    "generator": Str,
     "size_weight": Int, "semantic_weight": Int, "weight": Int,
-})
+}, values={"generator": values.TEST_GENERATORS})
 
 SOLUTIONS = Table("solutions", {
     "task_id": Str, "solution_id": Str, "model": Str, "sample": Int, "reasoning": Str, "code": Str,
@@ -97,13 +109,14 @@ SOLUTIONS = Table("solutions", {
 SANDBOX_JOBS = Table("sandbox_jobs", {
     "job_id": Str, "code": Str, "mode": Str, "entry": Str, "input": Str,
     "time_limit_s": Float, "memory_mb": Int,
-})
+}, values={"mode": values.IO_MODES})
 SANDBOX_RESULTS = Table("sandbox_results", {
     "job_id": Str, "status": Str, "output": Str, "stderr": Str, "exit_code": Int,
     "wall_ms": Float, "cpu_ms": Float,
-})
+}, values={"status": values.SANDBOX_STATUSES})
 
-# What `verify` reads: RUNS (one row per candidate x test) and TESTS.
+# What `verify` reads: RUNS (one row per candidate x test) and TESTS. RUNS may come from outside the
+# pipeline (`synthsmith verify --runs`): any status other than "ok" is an unclean run.
 RUNS = Table("runs", {
     "task_id": Str, "solution_id": Str, "test_id": Str, "status": Str, "output": Str,
 })
@@ -112,7 +125,7 @@ VERIFY_TESTS = Table("verify_tests", {"task_id": Str, "test_id": Str, "input": S
 EXECUTIONS = Table("executions", {
     "task_id": Str, "solution_id": Str, "test_id": Str, "status": Str, "output": Str,
     "stderr": Str, "exit_code": Int, "wall_ms": Float,
-})
+}, values={"status": values.SANDBOX_STATUSES})
 
 GOLDEN_TEST = pl.Struct({"test_id": Str, "expected_output": Str})
 VERDICTS = Table("verdicts", {
@@ -124,12 +137,13 @@ AGREEMENT = Table("agreement", {
     "task_id": Str, "labelled_tests": Int, "tied_tests": Int, "mean_top_share": Float,
 })
 
-SFT = Table("sft", {"task_id": Str, "messages": pl.List(MESSAGE), "style": Str, "source": Str})
+SFT = Table("sft", {"task_id": Str, "messages": pl.List(MESSAGE), "style": Str, "source": Str},
+            values={"style": values.STATEMENT_STYLES})
 RL_TEST = pl.Struct({"input": Str, "output": Str, "weight": Int})
 RL = Table("rl", {
     "task_id": Str, "prompt": pl.List(MESSAGE), "tests": pl.List(RL_TEST), "style": Str,
     "entry_point": Str, "data_source": Str,
-})
+}, values={"style": values.STATEMENT_STYLES})
 
 # Task hygiene (generate_tasks): tasks dropped as near-duplicates of an earlier task or as
 # contaminated by a benchmark item. against: "tasks" or the benchmark ("humaneval", a file path);
@@ -139,3 +153,18 @@ DROPPED_TASKS = Table("dropped_tasks", {
 })
 # The feature-pool paths each written task was planned from (category/subcategory/leaf...).
 TASK_FEATURES = Table("task_features", {"task_id": Str, "path": Str})
+
+# What each stage writes: data/<stage>/<file>.parquet for every file of its entry. `runtime.io`
+# conforms each written frame to its table and refuses a file not declared here.
+STAGE_OUTPUTS: dict[str, dict[str, Table]] = {
+    "seeds": {"seeds": SEEDS, "funnel": FUNNEL},
+    "extract_features": {"answers": FEATURE_ANSWERS, "pool": FEATURE_POOL, "llm_usage": LLM_USAGE, "funnel": FUNNEL},
+    "evolve_features": {"pool": FEATURE_POOL, "growth": FEATURE_GROWTH, "llm_usage": LLM_USAGE, "funnel": FUNNEL},
+    "generate_tasks": {"tasks": TASKS, "dropped": DROPPED_TASKS, "task_features": TASK_FEATURES,
+                       "llm_usage": LLM_USAGE, "funnel": FUNNEL},
+    "generate_tests": {"tests": TEST_INPUTS, "llm_usage": LLM_USAGE, "funnel": FUNNEL},
+    "generate_solutions": {"solutions": SOLUTIONS, "llm_usage": LLM_USAGE, "funnel": FUNNEL},
+    "execute": {"executions": EXECUTIONS, "funnel": FUNNEL},
+    "verify": {"verdicts": VERDICTS, "agreement": AGREEMENT, "funnel": FUNNEL},
+    "export": {"sft": SFT, "rl": RL, "funnel": FUNNEL},
+}

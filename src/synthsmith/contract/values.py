@@ -1,6 +1,8 @@
 """Value sets: every closed set of names the pipeline uses, declared once.
 
-params.yaml's Literals, the tables' documented values and the stages' checks all import these.
+params.yaml's Literals, the tables' checked columns and the stages' comparisons all import
+these. Each set is a `Literal` type alias (for pydantic and type checkers) and the tuple of its
+values (`get_args`), for runtime checks and messages.
 """
 
 from __future__ import annotations
@@ -22,5 +24,68 @@ DISCARD_REASONS = (NO_TESTS, NO_CANDIDATES, NO_PASSING_CANDIDATE, TOO_FEW_LABELL
                    GOLDEN_VALIDATION_DISAGREE, DEGENERATE_OUTPUTS, WEAK_CONSENSUS, CONTESTED_CONSENSUS,
                    UNSOLVED_BY_STRONG_MODEL)
 
+# verify.method: stages/verify_strict.py, or the paper's Algorithm 1 (stages/verify_paper.py).
 VerifyMethod = Literal["strict", "paper"]
 VERIFY_METHODS: tuple[str, ...] = get_args(VerifyMethod)
+
+# How a task's statement reads (generate_tasks.style_mix; prompts/styles/<style>.md).
+StatementStyle = Literal["codeforces", "atcoder", "leetcode"]
+STATEMENT_STYLES: tuple[str, ...] = get_args(StatementStyle)
+CODEFORCES, ATCODER, LEETCODE = STATEMENT_STYLES  # leetcode: a `class Solution` signature, function io
+
+# How a program gets its input: stdin to stdout, or one JSON argument a line for an entry point.
+IoMode = Literal["stdio", "function"]
+IO_MODES: tuple[str, ...] = get_args(IoMode)
+STDIO, FUNCTION = IO_MODES
+
+
+def io_mode(entry_point: str | None) -> IoMode:
+    """A task or seed with an entry point is called as a function; any other reads stdin."""
+    return FUNCTION if entry_point else STDIO
+
+
+# What the sandbox says about one run (sandbox/runner.py); only `ok` is a clean run.
+SandboxStatus = Literal["ok", "syntax_error", "runtime_error", "timeout", "memory_limit", "output_limit", "killed"]
+SANDBOX_STATUSES: tuple[str, ...] = get_args(SandboxStatus)
+OK, SYNTAX_ERROR, RUNTIME_ERROR, TIMEOUT, MEMORY_LIMIT, OUTPUT_LIMIT, KILLED = SANDBOX_STATUSES
+
+# Where a test input comes from: the model writes it (prompt) or a model-written CYaRon program (tool).
+TestGenerator = Literal["prompt", "tool"]
+TEST_GENERATORS: tuple[str, ...] = get_args(TestGenerator)
+PROMPT, TOOL = TEST_GENERATORS
+
+# Which weight a test counts with in the vote: input-size quartile, or keywords of its description.
+Weighting = Literal["size", "semantic"]
+WEIGHTINGS: tuple[str, ...] = get_args(Weighting)
+SIZE, SEMANTIC = WEIGHTINGS
+
+# How the report embeds statements for diversity (minilm needs the optional extra `embeddings`).
+Embedder = Literal["tfidf", "minilm"]
+EMBEDDERS: tuple[str, ...] = get_args(Embedder)
+TFIDF, MINILM = EMBEDDERS
+
+# Where seed problems come from (stages/sources.py).
+SeedSource = Literal["shipped", "humaneval", "file"]
+SEED_SOURCES: tuple[str, ...] = get_args(SeedSource)
+SHIPPED, HUMANEVAL, FILE = SEED_SOURCES
+
+# How model calls are answered: the shipped cassette only, live calls recorded into it, or live.
+LlmMode = Literal["replay", "record", "live"]
+LLM_MODES: tuple[str, ...] = get_args(LlmMode)
+
+# How an endpoint is called: the lean aiohttp client for an api_base server (auto), litellm, or openai.
+Transport = Literal["auto", "litellm", "openai"]
+TRANSPORTS: tuple[str, ...] = get_args(Transport)
+
+# Where the stages' shard tasks run (runtime/runners.py).
+RunnerKind = Literal["local", "dask", "ray"]
+RUNNER_KINDS: tuple[str, ...] = get_args(RunnerKind)
+
+# How a node entered the feature pool: extracted from a seed, or a breadth / depth evolution.
+FeatureOrigin = Literal["extracted", "breadth", "depth"]
+FEATURE_ORIGINS: tuple[str, ...] = get_args(FeatureOrigin)
+EXTRACTED, BREADTH, DEPTH = FEATURE_ORIGINS
+
+# Where a model's final answer came from (llm/gateway.py).
+ResponseSource = Literal["cassette", "cache", "live"]
+RESPONSE_SOURCES: tuple[str, ...] = get_args(ResponseSource)

@@ -33,7 +33,7 @@ from prefect import flow, get_run_logger
 from prefect.states import Completed, State
 from pydantic import ValidationError
 
-from synthsmith.contract.params import Params, UserError, load_params
+from synthsmith.contract.params import Params, UserError, describe, load_params
 
 PARENT_ENV = "SYNTHSMITH_PARENT_FLOW_RUN_ID"
 LOCK_FILE = Path(".dvc/tmp/lock")
@@ -104,9 +104,7 @@ def check_overrides(set_params: list[str], root: Path) -> None:
         try:
             Params.model_validate(raw)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            key = ".".join(str(part) for part in first["loc"]) or "(top level)"
-            raise UserError(f"set_params would make params.yaml invalid: {key}: {first['msg']}") from None
+            raise UserError(f"set_params would make params.yaml invalid: {describe(exc)}") from None
 
 
 def dvc_command(set_params: list[str], force: bool, experiment_name: str | None = None) -> list[str]:

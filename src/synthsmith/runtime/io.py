@@ -1,4 +1,5 @@
-"""Parquet and JSON I/O of the stage flows: tables conformed on read, directories swapped in whole."""
+"""Parquet and JSON I/O of the stage flows: tables conformed on read and on write (against the
+contract's `STAGE_OUTPUTS`), directories swapped in whole."""
 
 from __future__ import annotations
 
@@ -10,19 +11,55 @@ from pathlib import Path
 import polars as pl
 
 from synthsmith.contract import tables
+from synthsmith.contract.params import UserError
 
 
 def read_table(path: str | Path, table: tables.Table) -> pl.DataFrame:
-    return tables.conform(pl.read_parquet(path), table)
+    """A stage's input, conformed; a missing, unreadable or off-contract file is one line naming
+    it and how to get it back (a UserError), not a traceback from deep inside Polars."""
+    path = Path(path)
+    try:
+        return tables.conform(pl.read_parquet(path), table)
+    except FileNotFoundError:
+        problem = "missing"
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        problem = f"not a readable Parquet file ({_first_line(exc)})"
+    except tables.ContractError as exc:
+        problem = f"does not match the contract ({exc})"
+    raise UserError(f"{path}: {problem}; {_rebuild_hint(path)}")
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _rebuild_hint(path: Path) -> str:
+    """How to get a stage's output back: from the DVC cache, or by rerunning the stage that writes it."""
+    stage = path.parent.name
+    if path.stem in tables.STAGE_OUTPUTS.get(stage, {}):
+        return f"restore it with `dvc checkout {path.parent}` or rebuild it with `dvc repro --force {stage}`"
+    return "rebuild it by rerunning the stage that writes it"
 
 
 def write_tables(directory: str | Path, frames: dict[str, pl.DataFrame]) -> None:
-    """Write every table of a stage into a fresh directory, then swap it in: never half-written."""
+    """Write every table of a stage into a fresh directory, then swap it in: never half-written.
+
+    The directory's name is the stage; it gets exactly the files `STAGE_OUTPUTS` declares for
+    it (the report reads every stage's funnel), each conformed to its table, so nothing crosses
+    a stage boundary unchecked."""
     directory = Path(directory)
+    declared = tables.STAGE_OUTPUTS.get(directory.name)
+    if declared is None:
+        raise tables.ContractError(f"{directory}: not a stage's output directory; the contract declares "
+                                   f"{', '.join(tables.STAGE_OUTPUTS)} (contract/tables.py STAGE_OUTPUTS)")
+    if set(frames) != set(declared):
+        raise tables.ContractError(f"{directory}: stage {directory.name} writes {', '.join(declared)} "
+                                   f"(contract/tables.py STAGE_OUTPUTS), got {', '.join(frames)}")
+    conformed = {name: tables.conform(frame, declared[name]) for name, frame in frames.items()}
     staging = directory.with_name(f".{directory.name}.{uuid.uuid4().hex[:8]}.tmp")
     staging.mkdir(parents=True)
     try:
-        for name, frame in frames.items():
+        for name, frame in conformed.items():
             frame.write_parquet(staging / f"{name}.parquet")
         if directory.exists():
             shutil.rmtree(directory)

@@ -1,18 +1,27 @@
 """The entry point of every stage process (`python -m flows.<stage>`): configure Prefect, validate
 params.yaml, run the flow (on the configured task runner, under a pipeline run if one started
-it), and turn a user's mistake into one `error:` line and exit code 2.
+it), and turn a user's mistake into one `error:` line and exit code 2, and a Prefect server that
+stops answering into one `error:` line and exit code 1.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
-from collections.abc import Callable
+import threading
+import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from synthsmith.contract.params import UserError, load_params
 from synthsmith.runtime.server import PROJECT_SERVER_HOME, project_server_url
+
+if TYPE_CHECKING:
+    from prefect import Flow
 
 
 def configure_prefect(project_root: Path) -> None:
@@ -46,8 +55,68 @@ class _UserErrorsInOneLine(logging.Filter):
         return True
 
 
-def run_stage(flow: Callable[[], object], scale_out: bool = False) -> None:
-    """Entry point of `python -m flows.<stage>`: user mistakes become one line and exit code 2.
+SERVER_CHECK_S = 2.0  # between checks that the Prefect server still answers
+SERVER_GONE_AFTER = 5  # failed checks in a row (about 10 s): a restart or a blip is not a death
+
+
+def _answers(api_url: str) -> bool:
+    """Does anything accept a TCP connection at the API's host and port? A busy server still
+    does (the kernel accepts for it), a dead one refuses at once: no false alarm under load."""
+    url = urllib.parse.urlsplit(api_url)
+    try:
+        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)),
+                                      timeout=SERVER_CHECK_S):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def _proxied(api_url: str) -> bool:
+    """Through a proxy (HTTP(S)_PROXY, which Prefect's client honours) a direct TCP connect says
+    nothing about the server: such a server is left to the client's own retries."""
+    url = urllib.parse.urlsplit(api_url)
+    return url.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(url.hostname or "")
+
+
+def _watch_server(api_url: str, stage: str) -> None:
+    """Exit with one line once the server stops answering. Without this, a dead server costs
+    minutes of client retries and then tracebacks; the shards do not need it (their results are
+    stored locally), so everything finished so far is cached for the rerun. The exit is
+    immediate (os._exit): a clean shutdown would report the flow's state to the dead server,
+    retrying for minutes."""
+
+    def watch() -> None:
+        failures = 0
+        while failures < SERVER_GONE_AFTER:
+            time.sleep(SERVER_CHECK_S)
+            failures = 0 if _answers(api_url) else failures + 1
+        logging.disable(logging.CRITICAL)  # Prefect's log and event workers would add their errors
+        print(f"error: the Prefect server at {api_url} stopped answering during stage {stage}; shards "
+              "finished before are cached: start the server again (or unset PREFECT_API_URL) and rerun "
+              "`dvc repro`", file=sys.stderr, flush=True)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="prefect-server-watch", daemon=True).start()
+
+
+def _check_server(stage: str) -> None:
+    """A configured server must answer before the flow starts (Prefect would fail with a
+    traceback); then it is watched for the length of the stage. No server configured: Prefect
+    starts a temporary one as this process's child, nothing to watch."""
+    from prefect.settings import get_current_settings
+
+    if not (api_url := get_current_settings().api.url) or _proxied(api_url):
+        return
+    if not _answers(api_url):
+        print(f"error: no Prefect server answers at {api_url} (PREFECT_API_URL): start it, or unset "
+              "PREFECT_API_URL and the stage starts a temporary one", file=sys.stderr)
+        raise SystemExit(1)
+    _watch_server(api_url, stage)
+
+
+def run_stage(flow: Flow, scale_out: bool = False) -> None:
+    """Entry point of `python -m flows.<stage>`: user mistakes become one line and exit code 2,
+    a Prefect server that is down or dies mid-stage one line and exit code 1.
 
     params.yaml is validated before the flow starts, so a bad knob fails fast and cleanly.
     `scale_out`: the flow's shard tasks run on the task runner of params.yaml's `runner` section."""
@@ -57,6 +126,7 @@ def run_stage(flow: Callable[[], object], scale_out: bool = False) -> None:
     try:
         params = load_params("params.yaml")
         configure_prefect(Path.cwd())
+        _check_server(flow.name)
         if scale_out:
             from synthsmith.runtime.runners import with_runner
 

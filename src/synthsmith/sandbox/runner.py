@@ -56,6 +56,7 @@ PYTHON = [sys.executable, "-S", "-P"]
 
 log = logging.getLogger(__name__)
 WORKER_START_S = 30.0  # a worker's start-up (interpreter, namespaces) is ~50 ms; this only bounds a hang
+SANDBOX_DIR_PREFIX = "synthsmith-sandbox-"  # a pool's directory in the temp dir: PREFIX<owner tag>-<random>
 
 
 class SandboxError(RuntimeError):
@@ -114,8 +115,6 @@ def _split(groups: list[list[int]], workers: int) -> list[list[int]]:
 
 def _precheck(job: dict) -> dict | None:
     """The checks that need no process: a runner error raises, a syntax error is the result."""
-    if job["mode"] not in ("stdio", "function"):  # the harness would otherwise treat it as function mode
-        raise ValueError(f"unknown mode {job['mode']!r}")
     try:  # in the parent: a program that does not compile needs no process
         compile(job["code"], "solution.py", "exec")
     except (SyntaxError, ValueError) as exc:  # ValueError: source with NUL bytes
@@ -209,7 +208,8 @@ class _Pool:
         self.warned = False
 
     def __enter__(self) -> "_Pool":
-        self.dir = Path(tempfile.mkdtemp(prefix="synthsmith-sandbox-"))
+        _remove_orphaned_dirs()
+        self.dir = Path(tempfile.mkdtemp(prefix=f"{SANDBOX_DIR_PREFIX}{_owner_tag(os.getpid()) or os.getpid()}-"))
         if self.packages:  # traversable (not listable) by the jobs' uid, so they reach lib/
             self.dir.chmod(0o711)
             self.library = _copy_packages(self.packages, self.dir / "lib")
@@ -284,6 +284,28 @@ class _Pool:
             return _collect(jobs, root), healthy
         finally:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _owner_tag(pid: int) -> str | None:
+    """The pid and start time ("<pid>.<ticks since boot>", from /proc/<pid>/stat) of a live
+    process, None once it is gone: the start time tells a reused pid from the pool's owner."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return f"{pid}.{stat.rsplit(')', 1)[1].split()[19]}"  # field 22; the name before ')' may hold spaces
+
+
+def _remove_orphaned_dirs() -> None:
+    """A run killed with SIGKILL leaves its pool's directory (batch files, copied packages) in the
+    temp dir: remove those whose owner is gone. A directory is named after its owner
+    (`_owner_tag`); one of a live process (a concurrent stage) is kept, so is any name we did not
+    write."""
+    for path in Path(tempfile.gettempdir()).glob(f"{SANDBOX_DIR_PREFIX}*-*"):
+        tag = path.name[len(SANDBOX_DIR_PREFIX):].rsplit("-", 1)[0]
+        pid, dot, start = tag.partition(".")
+        if pid.isdigit() and dot and start.isdigit() and _owner_tag(int(pid)) != tag:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _copy_packages(names: tuple[str, ...], library: Path) -> Path:

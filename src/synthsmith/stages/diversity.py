@@ -32,6 +32,7 @@ import numpy as np
 import polars as pl
 
 from synthsmith.contract.params import DiversityParams, UserError
+from synthsmith.contract.values import EMBEDDERS, MINILM, TFIDF
 
 WORD = re.compile(r"\w+")
 DENSE_LIMIT = 50_000_000  # documents x vocabulary cells held densely (float32: 200 MB)
@@ -43,11 +44,11 @@ EXTRA_HINT = "install the optional extra: pip install -e '.[embeddings]' (see RE
 
 def embed(texts: list[str], embedder: str, seed: int = 0) -> np.ndarray:
     """Unit-length rows, one per text."""
-    if embedder == "tfidf":
+    if embedder == TFIDF:
         return tfidf_embed(texts, seed)
-    if embedder == "minilm":
+    if embedder == MINILM:
         return minilm_embed(texts)
-    raise UserError(f"generate_tasks.diversity.embedder: unknown embedder {embedder!r} (tfidf | minilm)")
+    raise UserError(f"generate_tasks.diversity.embedder: unknown embedder {embedder!r}; allowed: {', '.join(EMBEDDERS)}")
 
 
 def tfidf_embed(texts: list[str], seed: int = 0) -> np.ndarray:
@@ -155,8 +156,8 @@ def diversity(texts: list[str], params: DiversityParams) -> dict:
 
 
 def _embedder_name(embedder: str) -> str:
-    return {"tfidf": "tfidf (words, sublinear tf, smoothed idf)",
-            "minilm": "sentence-transformers/all-MiniLM-L6-v2"}.get(embedder, embedder)
+    return {TFIDF: "tfidf (words, sublinear tf, smoothed idf)",
+            MINILM: "sentence-transformers/all-MiniLM-L6-v2"}.get(embedder, embedder)
 
 
 # -- feature coverage --------------------------------------------------------------------------

@@ -19,6 +19,7 @@ def check_evolution(content: str) -> dict:
     """The format check the gateway re-asks on."""
     return json_object(content)
 from synthsmith.contract.params import EvolveFeaturesParams
+from synthsmith.contract.values import BREADTH, DEPTH
 from synthsmith.llm.prompts import render
 from synthsmith.llm.requests import make_request
 from synthsmith.stages.feature_tree import leaf_paths
@@ -49,15 +50,15 @@ def merge_evolution(pool: pl.DataFrame, asked: pl.DataFrame, responses: pl.DataF
     existing, new_rows, counts = set(pool["path"]), [], Counter()
     for ask, answer in parse_answers(asked, responses, lambda _, content: json_object(content), counts, "answer_"):
         proposals = [(item.get("node"), "/".join(str(item.get("node", "")).split("/")[:-1]), item.get("siblings"),
-                      set(ask["widen"]), "breadth") for item in _items(answer, "breadth")]
-        proposals += [(item.get("leaf"), item.get("leaf"), item.get("children"), set(ask["deepen"]), "depth")
+                      set(ask["widen"]), BREADTH) for item in _items(answer, "breadth")]
+        proposals += [(item.get("leaf"), item.get("leaf"), item.get("children"), set(ask["deepen"]), DEPTH)
                       for item in _items(answer, "depth")]
         for node, parent, names, allowed, origin in proposals:
             if not isinstance(node, str) or node not in allowed or not isinstance(names, list):
                 counts["unknown_node"] += 1
                 continue
             fresh = {normalise(n) for n in names if isinstance(n, str) and normalise(n)}
-            if len(fresh) < (1 if origin == "depth" else 2):
+            if len(fresh) < (1 if origin == DEPTH else 2):
                 counts["too_few_proposals"] += 1
             for name in sorted(fresh):
                 path = f"{parent}/{name}"

@@ -6,6 +6,7 @@ import polars as pl
 
 from synthsmith.contract import tables
 from synthsmith.contract.params import ExecuteParams
+from synthsmith.contract.values import FUNCTION, STDIO
 
 
 def build_jobs(solutions: pl.DataFrame, tests: pl.DataFrame, tasks: pl.DataFrame,
@@ -16,7 +17,7 @@ def build_jobs(solutions: pl.DataFrame, tests: pl.DataFrame, tasks: pl.DataFrame
             .join(tasks.select("task_id", "entry_point"), on="task_id")
             .sort("solution_id", "test_id")
             .select(job_id=pl.format("{}|{}", "solution_id", "test_id"), code="code",
-                    mode=pl.when(pl.col("entry_point").is_null()).then(pl.lit("stdio")).otherwise(pl.lit("function")),
+                    mode=pl.when(pl.col("entry_point").is_null()).then(pl.lit(STDIO)).otherwise(pl.lit(FUNCTION)),
                     entry="entry_point", input="input", time_limit_s=pl.lit(params.time_limit_s),
                     memory_mb=pl.lit(params.memory_mb)))
     return tables.conform(jobs, tables.SANDBOX_JOBS)

@@ -6,13 +6,14 @@ import polars as pl
 
 from synthsmith.contract import tables
 from synthsmith.contract.params import ExportParams
+from synthsmith.contract.values import io_mode
 from synthsmith.llm.prompts import render
 
 
 def task_prompt(task: dict) -> str:
     """What the model being trained sees: the same wording the candidates were asked with."""
     return render("solve_task", statement=task["statement"], entry_point=task["entry_point"],
-                  io="function" if task["entry_point"] else "stdio")[0]["content"]
+                  io=io_mode(task["entry_point"]))[0]["content"]
 
 
 def _kept(tasks: pl.DataFrame, verdicts: pl.DataFrame) -> pl.DataFrame:

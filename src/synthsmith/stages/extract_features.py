@@ -10,6 +10,7 @@ import polars as pl
 from synthsmith.contract import tables
 from synthsmith.contract.funnel import funnel
 from synthsmith.contract.params import ExtractFeaturesParams
+from synthsmith.contract.values import EXTRACTED
 from synthsmith.llm.answers import Rejected, between_markers, json_object
 from synthsmith.llm.prompts import render
 from synthsmith.llm.requests import make_request
@@ -69,7 +70,7 @@ def build_pool(answers: pl.DataFrame) -> pl.DataFrame:
                 seen.update((category, sub, leaf) for sub, leaf in names if sub and leaf)  # "..." normalises to ""
         counts.update(seen)  # count seeds, not mentions
     rows = [{"category": c, "subcategory": s, "leaf": leaf, "path": f"{c}/{s}/{leaf}", "count": n,
-             "origin": "extracted", "round": 0} for (c, s, leaf), n in sorted(counts.items())]
+             "origin": EXTRACTED, "round": 0} for (c, s, leaf), n in sorted(counts.items())]
     return tables.conform(pl.DataFrame(rows, schema=tables.FEATURE_POOL.columns), tables.FEATURE_POOL)
 
 

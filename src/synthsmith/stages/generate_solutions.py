@@ -8,6 +8,7 @@ import polars as pl
 
 from synthsmith.contract import tables
 from synthsmith.contract.params import GenerateSolutionsParams
+from synthsmith.contract.values import io_mode
 from synthsmith.llm.answers import Rejected, count_tokens, parse_answers, reasoning_and_code
 from synthsmith.llm.prompts import render
 from synthsmith.llm.requests import make_request
@@ -18,7 +19,7 @@ def solution_requests(tasks: pl.DataFrame, params: GenerateSolutionsParams) -> p
     rows = []
     for task in tasks.iter_rows(named=True):
         messages = render("solve_task", statement=task["statement"], entry_point=task["entry_point"],
-                          io="function" if task["entry_point"] else "stdio")
+                          io=io_mode(task["entry_point"]))
         for model_no, model in enumerate(params.models):
             for sample in range(params.samples_per_model):
                 rows.append(make_request(model, messages, temperature=params.temperature,

@@ -11,12 +11,12 @@ import polars as pl
 
 from synthsmith.contract import tables
 from synthsmith.contract.params import GenerateTasksParams
+from synthsmith.contract.values import LEETCODE, STATEMENT_STYLES
 from synthsmith.llm.answers import Rejected, count_tokens, json_object, parse_answers
 from synthsmith.llm.prompts import render, style_guide
 from synthsmith.llm.requests import make_request
 from synthsmith.stages.feature_tree import sampleable_leaves
 
-STYLES = ("codeforces", "atcoder", "leetcode")
 # Every subtree mixes an algorithm and a data structure with other categories; the language
 # category is left out because every task is solved in Python anyway.
 ANCHORS = ("algorithm", "data_structures")
@@ -31,7 +31,7 @@ def sample_subtrees(pool: pl.DataFrame, params: GenerateTasksParams) -> pl.DataF
     by_category: dict[str, list[str]] = {}
     for path in leaves:
         by_category.setdefault(path.split("/")[0], []).append(path)
-    styles = [s for s in STYLES if s in params.style_mix]
+    styles = [s for s in STATEMENT_STYLES if s in params.style_mix]
     rows = []
     for i in range(params.num_tasks):
         rng = random.Random(f"{params.seed}:subtree:{i}")
@@ -127,7 +127,7 @@ def _task(plan: dict, content: str, params: GenerateTasksParams) -> dict:
     if title is None:
         raise Rejected("no_title")
     entry_point = None
-    if plan["style"] == "leetcode":
+    if plan["style"] == LEETCODE:
         signature = SIGNATURE.search(statement)
         if signature is None:
             raise Rejected("missing_signature")

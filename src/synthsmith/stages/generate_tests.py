@@ -14,6 +14,7 @@ import polars as pl
 
 from synthsmith.contract import tables
 from synthsmith.contract.params import GenerateTestsParams
+from synthsmith.contract.values import PROMPT, SIZE, io_mode
 from synthsmith.llm.answers import Rejected, json_object, parse_answers
 from synthsmith.llm.prompts import render
 from synthsmith.llm.requests import make_request
@@ -28,7 +29,7 @@ SEMANTIC = ((4, re.compile(r"\b(stress|large|max(imum)?|huge|performance|worst)\
 def prompt_requests(tasks: pl.DataFrame, params: GenerateTestsParams) -> pl.DataFrame:
     return pl.DataFrame([make_request(params.model, render(
         "test_inputs", statement=t["statement"], num_inputs=params.num_inputs,
-        io="function" if t["entry_point"] else "stdio"), temperature=params.temperature, max_tokens=params.max_tokens)
+        io=io_mode(t["entry_point"])), temperature=params.temperature, max_tokens=params.max_tokens)
         for t in tasks.iter_rows(named=True)], schema=tables.LLM_REQUESTS.columns)
 
 
@@ -70,7 +71,7 @@ def json_lines(text: str) -> bool:
     return True
 
 
-GENERATORS = {"prompt": (prompt_requests, parse_prompt_inputs)}
+GENERATORS = {PROMPT: (prompt_requests, parse_prompt_inputs)}
 
 
 def weigh(inputs: pl.DataFrame, generator: str, weighting: str) -> tuple[pl.DataFrame, int]:
@@ -87,7 +88,7 @@ def weigh_all(inputs: pl.DataFrame, weighting: str) -> tuple[pl.DataFrame, int]:
                           pl.int_range(pl.len()).over("task_id", "generator").cast(pl.String).str.zfill(3)),
         size_weight=size_quartile_weight(pl.col("input").str.len_chars()),
         semantic_weight=pl.col("description").map_elements(semantic_weight, return_dtype=pl.Int64),
-    ).with_columns(weight=pl.col("size_weight" if weighting == "size" else "semantic_weight"))
+    ).with_columns(weight=pl.col("size_weight" if weighting == SIZE else "semantic_weight"))
     return tables.conform(tests, tables.TEST_INPUTS), inputs.height - unique.height
 
 

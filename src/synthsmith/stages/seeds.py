@@ -9,6 +9,7 @@ import polars as pl
 from synthsmith.contract import tables
 from synthsmith.contract.funnel import funnel
 from synthsmith.contract.params import SeedsParams, UserError
+from synthsmith.contract.values import FUNCTION, IO_MODES
 
 
 def prepare_seeds(raw: pl.DataFrame, params: SeedsParams, origin: str) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -27,8 +28,8 @@ def prepare_seeds(raw: pl.DataFrame, params: SeedsParams, origin: str) -> tuple[
 
 def _check(seeds: pl.DataFrame, origin: str) -> None:
     problems = [
-        (~pl.col("io").is_in(["stdio", "function"]), "io must be 'stdio' or 'function'"),
-        ((pl.col("io") == "function") & pl.col("entry_point").is_null(), "function-style seeds need an entry_point"),
+        (~pl.col("io").is_in(IO_MODES), "io must be " + " or ".join(f"'{mode}'" for mode in IO_MODES)),
+        ((pl.col("io") == FUNCTION) & pl.col("entry_point").is_null(), "function-style seeds need an entry_point"),
         (pl.col("seed_id").is_duplicated(), "seed_id appears more than once"),
         (pl.col("seed_id").is_null(), "seed_id is missing"),
     ]

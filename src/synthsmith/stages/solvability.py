@@ -10,7 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from synthsmith.contract import tables
-from synthsmith.contract.values import UNSOLVED_BY_STRONG_MODEL
+from synthsmith.contract.values import OK, UNSOLVED_BY_STRONG_MODEL
 from synthsmith.stages.compare import outputs_match
 
 
@@ -24,7 +24,7 @@ def drop_unsolved(verdicts: pl.DataFrame, runs: pl.DataFrame, solutions: pl.Data
               .join(runs.select("solution_id", "test_id", "status", "output"), on=["solution_id", "test_id"],
                     how="left"))
     judged = judged.with_columns(passed=pl.Series(
-        [status == "ok" and outputs_match(want, got or "", float_tol)
+        [status == OK and outputs_match(want, got or "", float_tol)
          for status, want, got in judged.select("status", "expected_output", "output").iter_rows()],
         dtype=pl.Boolean))
     solved = judged.group_by("task_id", "solution_id").agg(pl.col("passed").all()).filter("passed")

@@ -11,17 +11,18 @@ from pathlib import Path
 import polars as pl
 
 from synthsmith.contract.params import SeedsParams, UserError
+from synthsmith.contract.values import FILE, FUNCTION, HUMANEVAL, STDIO
 
 SEED_COLUMNS = ("seed_id", "title", "statement", "solution", "io", "entry_point", "source")
 
 
 def load_seed_source(params: SeedsParams) -> pl.DataFrame:
-    if params.source == "humaneval":
+    if params.source == HUMANEVAL:
         return humaneval()
     path = Path(params.path)
     if not path.exists():
         raise UserError(f"seeds.path: {path} does not exist")
-    return table_file(path, params.columns if params.source == "file" else {}, source=params.source)
+    return table_file(path, params.columns if params.source == FILE else {}, source=params.source)
 
 
 def humaneval() -> pl.DataFrame:
@@ -30,8 +31,8 @@ def humaneval() -> pl.DataFrame:
 
     return pl.DataFrame([{
         "seed_id": problem["task_id"], "title": problem["entry_point"], "statement": problem["prompt"],
-        "solution": problem["prompt"] + problem["canonical_solution"], "io": "function",
-        "entry_point": problem["entry_point"], "source": "humaneval",
+        "solution": problem["prompt"] + problem["canonical_solution"], "io": FUNCTION,
+        "entry_point": problem["entry_point"], "source": HUMANEVAL,
     } for problem in read_problems().values()])
 
 
@@ -48,7 +49,7 @@ def table_file(path: Path, columns: dict[str, str], source: str) -> pl.DataFrame
             raise UserError(f"{path}: no '{required}' column (map one with seeds.columns); has {frame.columns}")
     # TACO keeps a (JSON) list of solutions: take the first.
     frame = frame.with_columns(pl.col("solution").map_elements(_first_solution, return_dtype=pl.String))
-    defaults = {"seed_id": None, "title": "", "io": "stdio", "entry_point": None, "source": source}
+    defaults = {"seed_id": None, "title": "", "io": STDIO, "entry_point": None, "source": source}
     for column, value in defaults.items():
         if column not in frame.columns:
             frame = frame.with_columns(pl.lit(value, dtype=pl.String).alias(column))

@@ -15,6 +15,7 @@ import polars as pl
 
 from synthsmith.contract import tables
 from synthsmith.contract.params import GenerateTestsParams
+from synthsmith.contract.values import OK, RUNTIME_ERROR, STDIO, io_mode
 from synthsmith.llm.answers import parse_answers, reasoning_and_code
 from synthsmith.llm.prompts import render
 from synthsmith.llm.requests import make_request
@@ -53,7 +54,7 @@ def check_program(content: str) -> tuple[str, str]:
 def program_requests(tasks: pl.DataFrame, params: GenerateTestsParams, template: str) -> pl.DataFrame:
     """One request per task for a `tool_generator` or an `input_validator` program."""
     return pl.DataFrame([make_request(params.model, render(
-        template, statement=t["statement"], num_inputs=params.num_inputs, io="function" if t["entry_point"] else "stdio"),
+        template, statement=t["statement"], num_inputs=params.num_inputs, io=io_mode(t["entry_point"])),
         temperature=params.temperature, max_tokens=params.max_tokens) for t in tasks.iter_rows(named=True)],
         schema=tables.LLM_REQUESTS.columns)
 
@@ -69,7 +70,7 @@ def parse_programs(tasks: pl.DataFrame, responses: pl.DataFrame, kind: str) -> t
 
 def generator_jobs(generators: pl.DataFrame, params: GenerateTestsParams) -> pl.DataFrame:
     rows = [{"job_id": g["task_id"], "code": WRAPPER.format(seed=str(params.tool.seed), source=g["code"]),
-             "mode": "stdio", "entry": None, "input": "", "time_limit_s": params.tool.time_limit_s,
+             "mode": STDIO, "entry": None, "input": "", "time_limit_s": params.tool.time_limit_s,
              "memory_mb": params.tool.memory_mb} for g in generators.iter_rows(named=True)]
     return tables.conform(pl.DataFrame(rows, schema=tables.SANDBOX_JOBS.columns), tables.SANDBOX_JOBS)
 
@@ -79,7 +80,7 @@ def collect_inputs(results: pl.DataFrame, tasks: pl.DataFrame, params: GenerateT
     function_style = dict(tasks.select("task_id", pl.col("entry_point").is_not_null()).iter_rows())
     rows, dropped = [], Counter()
     for run in results.iter_rows(named=True):
-        if run["status"] != "ok":
+        if run["status"] != OK:
             dropped[f"generator_{run['status']}"] += 1
             continue
         try:
@@ -112,7 +113,7 @@ def _input_problem(text: str, function_style: bool, max_bytes: int) -> str | Non
 def validation_jobs(validators: pl.DataFrame, inputs: pl.DataFrame) -> pl.DataFrame:
     """One job per (task with a validator, input): the validator reads the input on stdin."""
     jobs = (inputs.with_row_index("row").join(validators, on="task_id")
-            .select(job_id=pl.col("row").cast(pl.String), code="code", mode=pl.lit("stdio"), entry=pl.lit(None),
+            .select(job_id=pl.col("row").cast(pl.String), code="code", mode=pl.lit(STDIO), entry=pl.lit(None),
                     input="input", time_limit_s=pl.lit(VALIDATOR_TIME_LIMIT_S), memory_mb=pl.lit(512)))
     return tables.conform(jobs, tables.SANDBOX_JOBS)
 
@@ -123,8 +124,8 @@ def apply_validation(inputs: pl.DataFrame, results: pl.DataFrame) -> tuple[pl.Da
     accepts nothing is broken, not the inputs, so that task's inputs stay (counted)."""
     verdict = results.select(
         row=pl.col("job_id").cast(pl.UInt32),
-        verdict=pl.when(pl.col("status") == "ok").then(pl.lit("valid"))
-        .when((pl.col("status") == "runtime_error") & (pl.col("exit_code") == 1)
+        verdict=pl.when(pl.col("status") == OK).then(pl.lit("valid"))
+        .when((pl.col("status") == RUNTIME_ERROR) & (pl.col("exit_code") == 1)
               & ~pl.col("stderr").fill_null("").str.contains("Traceback")).then(pl.lit("invalid"))
         .otherwise(pl.lit("validator_failed")))
     judged = inputs.with_row_index("row").join(verdict, on="row", how="left").with_columns(

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import polars as pl
 
 from synthsmith.contract import tables
+from synthsmith.contract.values import VerifyMethod
 from synthsmith.stages.verify_paper import dual_verify
 from synthsmith.stages.verify_strict import strict_verify
 from synthsmith.stages.votes import TASK, TEST, check_unique
@@ -21,10 +22,11 @@ Method = Callable[[pl.DataFrame, pl.DataFrame, int, float], tuple[pl.DataFrame, 
 
 # A method gets conformed RUNS and TESTS (tests checked unique, weights >= 0 or null) and must
 # raise `votes.duplicate_error` on duplicate (task, solution, test) runs itself.
-METHODS: dict[str, Method] = {"strict": strict_verify, "paper": dual_verify}
+# Keyed by the value set `verify.method` is checked against in params.yaml.
+METHODS: dict[VerifyMethod, Method] = {"strict": strict_verify, "paper": dual_verify}
 
 
-def verify(runs: pl.DataFrame, tests: pl.DataFrame, seed: int = 0, method: str = "strict",
+def verify(runs: pl.DataFrame, tests: pl.DataFrame, seed: int = 0, method: VerifyMethod = "strict",
            float_tol: float = 1e-6) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(VERDICTS, AGREEMENT), one row each per task in `tests` or `runs`, sorted by task_id.
 

@@ -53,6 +53,7 @@ from synthsmith.contract.values import (
     NO_CANDIDATES,
     NO_PASSING_CANDIDATE,
     NO_TESTS,
+    OK,
     TOO_FEW_LABELLED_TESTS,
     WEAK_CONSENSUS,
 )
@@ -147,7 +148,7 @@ def _encode(runs: pl.DataFrame, tests: pl.DataFrame):
     task, test, sol = (pl.Enum(n) for n in names)
     coded = runs.select(
         t=pl.col(TASK).cast(task).to_physical(), x=pl.col(TEST).cast(test).to_physical(),
-        s=pl.col(SOL).cast(sol).to_physical(), ok=pl.col("status") == "ok", output=pl.col("output"),
+        s=pl.col(SOL).cast(sol).to_physical(), ok=pl.col("status") == OK, output=pl.col("output"),
     ).select("x", "ok", "output", ts=_pack(pl.col("t"), pl.col("s")), tx=_pack(pl.col("t"), pl.col("x")))
     # (ts, x) is exact, so this is the runs' uniqueness check (verify() leaves it to the method).
     if coded.select((pl.col("ts") * _u64(_GAMMA) + pl.col("x")).n_unique()).item() != coded.height:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import polars as pl
 
 from synthsmith.contract import tables
+from synthsmith.contract.values import OK
 from synthsmith.stages.compare import key_digits, token_key
 
 TASK, TEST, SOL = "task_id", "test_id", "solution_id"
@@ -14,7 +15,7 @@ GOLDEN_LIST = pl.List(tables.GOLDEN_TEST)
 
 def clean_runs(runs: pl.DataFrame, float_tol: float = 1e-6) -> pl.DataFrame:
     """The runs with status "ok" (a null output read as ""), plus `key_id` (`with_key_ids`)."""
-    clean = runs.filter(pl.col("status") == "ok").with_columns(pl.col("output").fill_null(""))
+    clean = runs.filter(pl.col("status") == OK).with_columns(pl.col("output").fill_null(""))
     return with_key_ids(clean, float_tol)
 
 

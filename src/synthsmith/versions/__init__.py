@@ -1,0 +1,1 @@
+"""Dataset versions: what changed between two revisions, experiments or export directories."""

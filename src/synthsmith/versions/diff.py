@@ -31,6 +31,8 @@ from pathlib import Path, PurePosixPath
 
 import polars as pl
 
+from synthsmith.contract import metrics as metrics_contract
+
 EXPORT_DIR = "data/export"
 EXPORT_TABLES = ("sft", "rl")
 METRICS_PATH = "reports/metrics.json"
@@ -216,13 +218,11 @@ def _load_rev(spec: str, root: Path, sha: str, kind: str, label: str) -> Side:
 
 
 def _parse_metrics(raw: bytes, where: str) -> dict:
+    """A side's metrics.json as a JSON tree, checked against the contract's declaration first."""
     try:
-        metrics = json.loads(raw)
-    except ValueError as exc:
-        raise DiffError(f"{where}: not valid JSON: {exc}") from exc
-    if not isinstance(metrics, dict):
-        raise DiffError(f"{where}: expected a JSON object")
-    return metrics
+        return metrics_contract.as_json(metrics_contract.parse(raw))
+    except metrics_contract.MetricsError as exc:
+        raise DiffError(f"{where}: {exc}") from None
 
 
 def _one_line(exc: BaseException) -> str:
