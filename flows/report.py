@@ -33,9 +33,10 @@ def report_flow(params_path: str = "params.yaml") -> None:
         read_table("data/generate_tasks/task_features.parquet", tables.TASK_FEATURES),
         sampleable_leaves(read_table("data/evolve_features/pool.parquet", tables.FEATURE_POOL)), diversity)
     report = metrics_contract.checked(metrics(funnel, tasks, verdicts, growth, agreement, runs, llm_usage, task_set))
+    plots = plot_tables(funnel, tasks, verdicts, growth, agreement)  # all computed before anything is written
     write_json("reports/metrics.json", metrics_contract.as_json(report))
     Path("reports/plots").mkdir(parents=True, exist_ok=True)
-    for name, table in plot_tables(funnel, tasks, verdicts, growth, agreement).items():
+    for name, table in plots.items():
         table.write_csv(f"reports/plots/{name}.csv")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="synthsmith-test-prefect-")
 os.environ.pop("PREFECT_API_URL", None)
@@ -19,6 +20,7 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # export tests load Parquet with `datasets`, never the Hub
 
 import pytest  # noqa: E402
+import yaml  # noqa: E402
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects
@@ -59,3 +61,12 @@ def prefect_server(tmp_path_factory):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def shipped_params_with(directory: Path, change) -> Path:
+    """The shipped params.yaml with `change(raw)` applied to its parsed form, written to directory."""
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    change(raw)
+    path = directory / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path

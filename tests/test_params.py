@@ -6,21 +6,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import shipped_params_with
 from pydantic import ValidationError
 
 from synthsmith.contract.params import Params, UserError, load_params
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "params.yaml"
-
-
-def _write(tmp_path: Path, change) -> Path:
-    """The shipped params with `change(raw)` applied, written to tmp_path."""
-    raw = yaml.safe_load(SHIPPED.read_text())
-    change(raw)
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
 
 
 def _error(path: Path) -> str:
@@ -40,7 +32,7 @@ def test_shipped_params_load():
 
 
 def test_omitted_sections_take_defaults(tmp_path):
-    path = _write(tmp_path, lambda raw: [raw.pop(s) for s in ("execute", "verify", "export", "llm", "seeds")])
+    path = shipped_params_with(tmp_path, lambda raw: [raw.pop(s) for s in ("execute", "verify", "export", "llm", "seeds")])
     params = load_params(path)
     assert params.llm.mode == "replay" and params.execute.time_limit_s == 1.0 and params.seeds.limit is None
 
@@ -52,25 +44,25 @@ def test_params_are_frozen():
 
 
 def test_style_mix_must_sum_to_one(tmp_path):
-    path = _write(tmp_path, lambda raw: raw["generate_tasks"].update(
+    path = shipped_params_with(tmp_path, lambda raw: raw["generate_tasks"].update(
         style_mix={"codeforces": 0.6, "atcoder": 0.15, "leetcode": 0.15}))
     message = _error(path)
     assert "generate_tasks.style_mix" in message and str(path) in message and "0.6" in message
 
 
 def test_style_mix_rejects_negative_weights(tmp_path):
-    path = _write(tmp_path, lambda raw: raw["generate_tasks"].update(
+    path = shipped_params_with(tmp_path, lambda raw: raw["generate_tasks"].update(
         style_mix={"codeforces": 1.2, "atcoder": -0.2}))
     assert "generate_tasks.style_mix" in _error(path)
 
 
 def test_style_mix_rejects_unknown_styles(tmp_path):
-    path = _write(tmp_path, lambda raw: raw["generate_tasks"].update(style_mix={"codeforces": 0.5, "topcoder": 0.5}))
+    path = shipped_params_with(tmp_path, lambda raw: raw["generate_tasks"].update(style_mix={"codeforces": 0.5, "topcoder": 0.5}))
     assert "generate_tasks.style_mix" in _error(path)
 
 
 def test_negative_num_tasks_names_the_key(tmp_path):
-    path = _write(tmp_path, lambda raw: raw["generate_tasks"].update(num_tasks=-3))
+    path = shipped_params_with(tmp_path, lambda raw: raw["generate_tasks"].update(num_tasks=-3))
     message = _error(path)
     assert "generate_tasks.num_tasks" in message and "-3" in message
 
@@ -84,27 +76,27 @@ def test_negative_num_tasks_names_the_key(tmp_path):
     ("extract_features", "temperature", 3.0),
 ])
 def test_out_of_range_values_name_their_key(tmp_path, section, key, value):
-    path = _write(tmp_path, lambda raw: raw.setdefault(section, {}).update({key: value}))
+    path = shipped_params_with(tmp_path, lambda raw: raw.setdefault(section, {}).update({key: value}))
     assert f"{section}.{key}" in _error(path)
 
 
 def test_unknown_key_in_a_section_is_rejected(tmp_path):
-    path = _write(tmp_path, lambda raw: raw["generate_tests"].update(num_inputz=10))
+    path = shipped_params_with(tmp_path, lambda raw: raw["generate_tests"].update(num_inputz=10))
     assert "generate_tests.num_inputz" in _error(path)
 
 
 def test_unknown_section_is_rejected(tmp_path):
-    path = _write(tmp_path, lambda raw: raw.update(dedupe={"threshold": 0.9}))
+    path = shipped_params_with(tmp_path, lambda raw: raw.update(dedupe={"threshold": 0.9}))
     assert "dedupe" in _error(path)
 
 
 def test_missing_required_key_names_it(tmp_path):
-    path = _write(tmp_path, lambda raw: raw["extract_features"].pop("model"))
+    path = shipped_params_with(tmp_path, lambda raw: raw["extract_features"].pop("model"))
     assert "extract_features.model" in _error(path)
 
 
 def test_duplicate_solution_models_are_rejected(tmp_path):
-    path = _write(tmp_path, lambda raw: raw["generate_solutions"].update(models=["a/m", "a/m"]))
+    path = shipped_params_with(tmp_path, lambda raw: raw["generate_solutions"].update(models=["a/m", "a/m"]))
     assert "generate_solutions.models" in _error(path)
 
 

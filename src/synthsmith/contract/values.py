@@ -89,3 +89,13 @@ EXTRACTED, BREADTH, DEPTH = FEATURE_ORIGINS
 # Where a model's final answer came from (llm/gateway.py).
 ResponseSource = Literal["cassette", "cache", "live"]
 RESPONSE_SOURCES: tuple[str, ...] = get_args(ResponseSource)
+
+# Training and evaluation (base_model, train_sft, train_rl, evaluate).
+Device = Literal["auto", "cpu", "cuda"]  # auto: cuda when torch sees a GPU
+DEVICES: tuple[str, ...] = get_args(Device)
+Precision = Literal["float32", "bfloat16", "float16"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+Checkpoint = Literal["base", "sft", "rl"]  # the models evaluate compares
+CHECKPOINTS: tuple[str, ...] = get_args(Checkpoint)
+Split = Literal["train", "heldout"]  # held-out tasks are never trained on
+SPLITS: tuple[str, ...] = get_args(Split)
