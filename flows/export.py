@@ -1,4 +1,4 @@
-"""Stage `export`: SFT and RL Parquet files of the verified tasks."""
+"""Stage `export`: SFT and RL Parquet files of the verified tasks, split into train and held-out."""
 
 from prefect import flow
 
@@ -7,7 +7,7 @@ from synthsmith.contract.funnel import funnel
 from synthsmith.contract.params import load_params
 from synthsmith.runtime.io import read_table, write_tables
 from synthsmith.runtime.stage import run_stage
-from synthsmith.stages.export import to_rl, to_sft
+from synthsmith.stages.export import split_counts, to_rl, to_sft
 
 
 @flow(name="export")
@@ -18,8 +18,9 @@ def export_flow(params_path: str = "params.yaml") -> None:
     candidates = read_table("data/generate_solutions/solutions.parquet", tables.SOLUTIONS)
     verdicts = read_table("data/verify/verdicts.parquet", tables.VERDICTS)
     sft, rl = to_sft(tasks, candidates, verdicts, settings), to_rl(tasks, tests, verdicts, settings)
-    write_tables("data/export", {"sft": sft, "rl": rl,
-                                 "funnel": funnel("export", int(verdicts["kept"].sum()), sft.height)})
+    write_tables("data/export", {"sft": sft, "rl": rl,  # funnel: train/heldout count the RL table's tasks
+                                 "funnel": funnel("export", int(verdicts["kept"].sum()), sft.height,
+                                                  **split_counts(rl))})
 
 
 if __name__ == "__main__":

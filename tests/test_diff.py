@@ -23,15 +23,18 @@ GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT
 
 
 def sft_row(task_id: str, style: str = "codeforces", answer: str = "print(1)") -> dict:
-    return {"task_id": task_id, "style": style, "source": "test:model",
+    return {"task_id": task_id, "style": style, "source": "test:model", "split": "train",
             "messages": [{"role": "user", "content": f"Solve {task_id}."},
                          {"role": "assistant", "content": f"```python\n{answer}\n```"}]}
 
 
-def rl_row(task_id: str, style: str = "codeforces", outputs: tuple[str, ...] = ("1",)) -> dict:
-    return {"task_id": task_id, "style": style, "entry_point": None, "data_source": "test",
+def rl_row(task_id: str, style: str = "codeforces", outputs: tuple[str, ...] = ("1",), index: int = 0) -> dict:
+    tests = [{"input": str(i), "output": out, "weight": 1} for i, out in enumerate(outputs)]
+    return {"task_id": task_id, "style": style, "data_source": "test", "ability": "code",
             "prompt": [{"role": "user", "content": f"Solve {task_id}."}],
-            "tests": [{"input": str(i), "output": out, "weight": 1} for i, out in enumerate(outputs)]}
+            "reward_model": {"style": "rule", "ground_truth": json.dumps(
+                {"tests": tests, "io": "stdio", "entry_point": None})},
+            "extra_info": {"task_id": task_id, "split": "train", "index": index}}
 
 
 def metrics(generated: int, verified: int, styles: dict[str, float], algorithm_leaves: int,
@@ -83,7 +86,7 @@ def test_directories_tasks_and_metric_deltas(two_versions):
     tasks = result["tasks"]
     assert (tasks["added"], tasks["removed"], tasks["changed"], tasks["unchanged"]) == (1, 1, 1, 1)
     assert (tasks["added_ids"], tasks["removed_ids"], tasks["changed_ids"]) == (["t4"], ["t1"], ["t3"])
-    assert tasks["changed_fields"] == {"t3": ["rl.tests"]}
+    assert tasks["changed_fields"] == {"t3": ["rl.reward_model"]}
     assert tasks["hashes"]["a"]["t2"] == tasks["hashes"]["b"]["t2"]
     assert not result["identical"]
 
@@ -111,7 +114,7 @@ def test_readable_table(two_versions):
     a, b = two_versions
     text = render_text(diff_specs(str(a), str(b)))
     assert "tasks: 1 added, 1 removed, 1 changed, 1 unchanged (A 3, B 3)" in text
-    assert "  + t4" in text and "  - t1" in text and "  ~ t3  (rl.tests)" in text
+    assert "  + t4" in text and "  - t1" in text and "  ~ t3  (rl.reward_model)" in text
     rows = {line.split()[0]: line.split()[1:] for line in text.splitlines() if line.startswith(("tasks.", "funnel."))}
     assert rows["tasks.keep_rate"] == ["0.75", "0.6", "-0.15"]
     assert rows["funnel.verify.in"] == ["4", "5", "+1"]

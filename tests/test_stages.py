@@ -660,6 +660,7 @@ def test_to_sft_pairs_each_kept_task_with_its_golden_solution():
     assert sft["task_id"].to_list() == ["T1", "T2"]
     assert sft["style"].to_list() == ["codeforces", "leetcode"]
     assert sft["source"].to_list() == ["demo:m/b", "demo:m/a"]
+    assert sft["split"].to_list() == ["heldout", "train"]  # ExportParams' defaults: 1 of 2 tasks held out
     user, assistant = sft["messages"][0].to_list()
     assert (user["role"], assistant["role"]) == ("user", "assistant")
     assert "Echo the input." in user["content"] and "standard input" in user["content"]
@@ -672,11 +673,17 @@ def test_to_rl_carries_golden_tests_with_inputs_and_weights():
     rl = export.to_rl(task_frame, tests, verdicts, ExportParams(data_source="demo"))
     assert rl.columns == list(tables.RL.columns)
     assert rl["task_id"].to_list() == ["T1", "T2"]
-    assert rl["entry_point"].to_list() == [None, "Solution.f"]
     assert rl["data_source"].to_list() == ["demo", "demo"]
-    assert rl["tests"][0].to_list() == [{"input": "hello\n", "output": "hello", "weight": 4},
-                                        {"input": "hi\n", "output": "hi", "weight": 1}]
-    assert rl["tests"][1].to_list() == [{"input": "[1]\n", "output": "1", "weight": 3}]
+    assert rl["ability"].to_list() == ["code", "code"]
+    truths = [json.loads(rm["ground_truth"]) for rm in rl["reward_model"].to_list()]
+    assert [rm["style"] for rm in rl["reward_model"].to_list()] == ["rule", "rule"]
+    assert truths[0] == {"io": "stdio", "entry_point": None,
+                         "tests": [{"input": "hello\n", "output": "hello", "weight": 4},
+                                   {"input": "hi\n", "output": "hi", "weight": 1}]}
+    assert truths[1] == {"io": "function", "entry_point": "Solution.f",
+                         "tests": [{"input": "[1]\n", "output": "1", "weight": 3}]}
+    assert rl["extra_info"].to_list() == [{"task_id": "T1", "split": "heldout", "index": 0},
+                                          {"task_id": "T2", "split": "train", "index": 1}]
     prompt = rl["prompt"][0].to_list()
     assert len(prompt) == 1 and prompt[0]["role"] == "user" and "Echo the input." in prompt[0]["content"]
     assert prompt[0]["content"] == export.task_prompt(task_frame.row(1, named=True))
@@ -695,8 +702,9 @@ def test_exported_parquet_loads_with_hugging_face_datasets(tmp_path, monkeypatch
     rl = datasets.load_dataset("parquet", data_files=str(tmp_path / "rl.parquet"), cache_dir=cache, split="train")
     assert sft.num_rows == 2 and rl.num_rows == 2
     assert [m["role"] for m in sft[0]["messages"]] == ["user", "assistant"]
-    assert rl[0]["tests"][0] == {"input": "hello\n", "output": "hello", "weight": 4}
-    assert rl[0]["entry_point"] is None and rl[1]["entry_point"] == "Solution.f"
+    assert json.loads(rl[0]["reward_model"]["ground_truth"])["tests"][0] == {"input": "hello\n", "output": "hello",
+                                                                             "weight": 4}
+    assert json.loads(rl[1]["reward_model"]["ground_truth"])["entry_point"] == "Solution.f"
     assert os.listdir(cache)
 
 

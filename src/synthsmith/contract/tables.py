@@ -137,12 +137,18 @@ AGREEMENT = Table("agreement", {
     "task_id": Str, "labelled_tests": Int, "tied_tests": Int, "mean_top_share": Float,
 })
 
-SFT = Table("sft", {"task_id": Str, "messages": pl.List(MESSAGE), "style": Str, "source": Str},
-            values={"style": values.STATEMENT_STYLES})
-RL_TEST = pl.Struct({"input": Str, "output": Str, "weight": Int})
+# export. split: "train" or "heldout" (seeded, per task; held-out tasks are never trained on).
+SFT = Table("sft", {"task_id": Str, "messages": pl.List(MESSAGE), "style": Str, "source": Str, "split": Str},
+            values={"style": values.STATEMENT_STYLES, "split": values.SPLITS})
+# RL: verl's RL dataset schema (data_source, prompt, ability, reward_model, extra_info), which TRL's
+# GRPOTrainer reads too, plus top-level task_id and style (diff and evaluation use them).
+# reward_model.ground_truth is the JSON of {"tests": [{"input", "output", "weight"}], "io": "stdio" |
+# "function", "entry_point": str | null}: what `train.reward.compute_score` reads.
+RL_REWARD_MODEL = pl.Struct({"style": Str, "ground_truth": Str})
+RL_EXTRA_INFO = pl.Struct({"task_id": Str, "split": Str, "index": Int})
 RL = Table("rl", {
-    "task_id": Str, "prompt": pl.List(MESSAGE), "tests": pl.List(RL_TEST), "style": Str,
-    "entry_point": Str, "data_source": Str,
+    "data_source": Str, "prompt": pl.List(MESSAGE), "ability": Str, "reward_model": RL_REWARD_MODEL,
+    "extra_info": RL_EXTRA_INFO, "task_id": Str, "style": Str,
 }, values={"style": values.STATEMENT_STYLES})
 
 # Task hygiene (generate_tasks): tasks dropped as near-duplicates of an earlier task or as

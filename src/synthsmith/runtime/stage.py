@@ -47,12 +47,15 @@ def configure_prefect(project_root: Path) -> None:
 
 
 class _UserErrorsInOneLine(logging.Filter):
-    """Prefect logs a failing flow's traceback; for a user's mistake the message alone is the point."""
+    """Prefect logs a failing flow's exception with its traceback, then the failed state quoting it;
+    for a user's mistake `run_stage`'s own `error:` line is the point, so the console shows only
+    that line (the run's state on the server still says why it failed)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and isinstance(record.exc_info[1], UserError):
-            record.exc_info, record.exc_text = None, None
-        return True
+            return False
+        message = record.getMessage()
+        return not (message.startswith("Finished in state Failed") and f"{UserError.__name__}:" in message)
 
 
 SERVER_CHECK_S = 2.0  # between checks that the Prefect server still answers

@@ -16,7 +16,8 @@ written to the cache; `dvc fetch` to keep a copy); its metrics are
 Tasks are matched by `task_id`. A task's content hash is the sha256 of the canonical JSON
 (sorted keys, no whitespace) of all its rows in the export tables, `{"rl": [...], "sft": [...]}`,
 each table's rows sorted by their own canonical JSON: added/removed by id, changed = same id,
-different hash. Metrics are compared leaf by leaf as {a, b, delta}; within a group present on
+different hash. Left out of the hash: `extra_info.index` of the RL table (the row's position,
+which shifts whenever a task is added or removed before it). Metrics are compared leaf by leaf as {a, b, delta}; within a group present on
 both sides a missing count is 0 (a drop reason, a style that no longer occurs).
 """
 
@@ -250,7 +251,7 @@ def task_digests(tables: dict[str, pl.DataFrame]) -> dict[str, tuple[str, dict[s
             raise DiffError(f"export table {table} has no task_id column (has {frame.columns})")
         columns[table] = sorted(frame.columns)
         for row in frame.iter_rows(named=True):
-            rows.setdefault(str(row["task_id"]), {}).setdefault(table, []).append(canonical_json(row))
+            rows.setdefault(str(row["task_id"]), {}).setdefault(table, []).append(canonical_json(_content(row)))
     digests = {}
     for task_id, per_table in rows.items():
         content = "{" + ",".join(f"{json.dumps(t)}:[{','.join(sorted(r))}]"
@@ -262,6 +263,14 @@ def task_digests(tables: dict[str, pl.DataFrame]) -> dict[str, tuple[str, dict[s
                 fields[f"{table}.{column}"] = _sha(canonical_json([row.get(column) for row in decoded]))
         digests[task_id] = (_sha(content), fields)
     return digests
+
+
+def _content(row: dict) -> dict:
+    """A row as its task's content: without the RL row's position (`extra_info.index`)."""
+    extra = row.get("extra_info")
+    if isinstance(extra, dict) and "index" in extra:
+        row = {**row, "extra_info": {k: v for k, v in extra.items() if k != "index"}}
+    return row
 
 
 def diff_tasks(a: dict[str, pl.DataFrame], b: dict[str, pl.DataFrame]) -> dict:
