@@ -31,7 +31,8 @@ def evaluate_flow(params_path: str = "params.yaml") -> dict:
     return evaluate(load_params(params_path).evaluate, test_outcomes, get_run_logger())
 
 
-def evaluate(settings: EvaluateParams, outcomes: evaluation.Outcomes, log: logging.Logger | logging.LoggerAdapter) -> dict:
+def evaluate(settings: EvaluateParams, outcomes: evaluation.Outcomes,
+             log: logging.Logger | logging.LoggerAdapter) -> dict:
     """The stage's work in the current directory; `outcomes` scores held-out completions
     (`synthsmith.train.reward.test_outcomes` in the stage)."""
     if settings.endpoint is not None:

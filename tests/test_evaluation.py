@@ -96,8 +96,9 @@ def _rl_table(splits: list[str]) -> pl.DataFrame:
     rows = []
     for index, split in enumerate(splits):
         truth = {"tests": [{"input": f"{index}\n", "output": f"{index + 1}\n"}], "io": "stdio", "entry_point": None}
-        rows.append({"data_source": "synthsmith", "prompt": [{"role": "user", "content": f"Add one to n. Task {index}."}],
-                     "ability": "code", "reward_model": {"style": "rule", "ground_truth": json.dumps(truth)},
+        rows.append({"data_source": "synthsmith",
+                     "prompt": [{"role": "user", "content": f"Add one to n. Task {index}."}], "ability": "code",
+                     "reward_model": {"style": "rule", "ground_truth": json.dumps(truth)},
                      "extra_info": {"task_id": f"task-{index:05d}", "split": split, "index": index},
                      "task_id": f"task-{index:05d}", "style": "codeforces"})
     return pl.DataFrame(rows)
@@ -172,7 +173,8 @@ def test_endpoint_generation_goes_through_the_llm_layer():
         return f"{model}|{messages[-1]['content']}|{sampling['seed']}"
 
     with StubServer(respond) as server:
-        out = evaluation.generate_endpoint("sft-served", conversations, settings, EndpointParams(api_base=server.api_base))
+        out = evaluation.generate_endpoint("sft-served", conversations, settings,
+                                           EndpointParams(api_base=server.api_base))
         bodies = list(server.requests)
     assert out == [[f"sft-served|question {i}|{s}" for s in range(3)] for i in range(2)]
     assert len(bodies) == 6
@@ -288,3 +290,11 @@ def test_stage_locally_twice_with_the_same_seed_gives_the_same_numbers(tiny_chec
             assert first[benchmark][model]["pass@1"] == 0.0  # a random model solves nothing
             assert first[benchmark][model]["pass@1_ci_high"] > 0  # but the interval says how little 2 problems show
     assert first["settings"]["generation"] == "local" and first["settings"]["k"] == 2
+
+
+def test_length_batches_keep_short_prompts_apart_from_long_ones():
+    lengths = [800, 180, 700, 150, 600, 90]
+    order = sorted(range(6), key=lambda i: -lengths[i])
+    assert evaluation.length_batches(order, lengths, 8) == [[0, 2, 4], [1, 3, 5]]
+    assert evaluation.length_batches(order, lengths, 2) == [[0, 2], [4], [1, 3], [5]]
+    assert evaluation.length_batches([], [], 4) == []

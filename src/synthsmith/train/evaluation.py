@@ -178,7 +178,7 @@ def heldout_correct(completions: list[list[str]], ground_truths: list[str], outc
 
 def generate_local(checkpoint: str, conversations: list[list[dict]], settings: EvaluateParams) -> list[list[str]]:
     """`settings.samples` completions per conversation from a local checkpoint with transformers:
-    prompts batched by `batch_size` (longest first, left-padded), sampled at `temperature` (greedy
+    prompts batched by `batch_size` and length (`length_batches`, left-padded), sampled at `temperature` (greedy
     at 0), after `torch.manual_seed(seed)`: the same seed gives the same completions."""
     import torch
 
@@ -198,8 +198,7 @@ def generate_local(checkpoint: str, conversations: list[list[dict]], settings: E
     out: list[list[str] | None] = [None] * len(texts)
     torch.manual_seed(settings.seed)
     with torch.inference_mode():
-        for start in range(0, len(order), settings.batch_size):
-            batch = order[start:start + settings.batch_size]
+        for batch in length_batches(order, lengths, settings.batch_size):
             encoded = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True,
                                 add_special_tokens=False).to(model.device)
             generated = model.generate(**encoded, max_new_tokens=settings.max_new_tokens,
@@ -210,6 +209,19 @@ def generate_local(checkpoint: str, conversations: list[list[dict]], settings: E
                 samples = decoded[j * returned:(j + 1) * returned]
                 out[i] = samples * settings.samples if greedy else samples
     return out
+
+
+def length_batches(order: list[int], lengths: list[int], size: int) -> list[list[int]]:
+    """Prompts (indices, longest first) in batches of at most `size`; a prompt shorter than half the
+    batch's longest starts a new batch, so short prompts are not padded to long ones (on a CPU the
+    padded prefill, repeated for each of the k samples, is most of the time)."""
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < size and lengths[i] * 2 >= lengths[batches[-1][0]]:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 def generate_endpoint(served_model: str, conversations: list[list[dict]], settings: EvaluateParams,

@@ -37,7 +37,7 @@ NO_CODE_REWARD = -2.0  # no code block, or it does not compile
 MAX_REWARD = 5.0  # all tests pass
 FLOAT_TOL = 1e-6  # verify's default; a ground truth may carry its own "float_tol"
 
-# ```python (or ```python3, ```py) up to the next closing fence at a line start or end of a line.
+# ```python (or ```python3, ```py) and a line break, up to the next ``` (an unclosed block is no block).
 _BLOCK = re.compile(r"```(?:python3?|py)[ \t]*\r?\n(.*?)```", re.DOTALL)
 
 

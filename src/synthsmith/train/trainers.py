@@ -172,9 +172,11 @@ def open_live(reports: str | Path):
 
 
 def _common_args(params, output_dir) -> dict:
-    """TrainingArguments shared by both trainers: params, plus fixed CPU-friendly settings. No
-    checkpoints during training (save_checkpoint writes one at the end), no reporting integrations
-    (LiveCurves logs), a log line and a curve point every step, a progress bar."""
+    """TrainingArguments shared by both trainers: params, plus fixed CPU-friendly settings. Weights
+    load in float32 (the optimizer's copy); precision bfloat16/float16 turns on mixed precision, so
+    never bf16 on CPU unless asked (TRL's configs default to bf16). No checkpoints during training
+    (save_checkpoint writes one at the end), no reporting integrations (live_curves logs), a log
+    line and a curve point every step, a progress bar, no dataloader workers, seeded data order."""
     cpu = pick_device(params.device) == "cpu"
     return dict(
         output_dir=str(output_dir), max_steps=params.steps, learning_rate=params.learning_rate,
@@ -194,6 +196,7 @@ def _train(trainer, tokenizer, out, reports, counts: dict) -> dict:
     result = trainer.train()
     wall = time.perf_counter() - started
     save_checkpoint(trainer.model, tokenizer, out)
+    live.step = result.global_step  # next_step left it one past the last logged step
     live.summary.update(counts, steps=result.global_step, train_wall_s=round(wall, 2),
                         train_loss_mean=result.training_loss)
     live.make_summary()
