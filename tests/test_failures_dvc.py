@@ -17,9 +17,10 @@ DVC = [sys.executable, "-m", "dvc"]
 
 def test_every_output_of_the_pipeline_persists():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    outs = {name: out for name, spec in stages.items() for kind in ("outs", "metrics") for out in spec.get(kind, [])}
-    assert outs and all(isinstance(out, dict) and next(iter(out.values())).get("persist") for out in outs.values()), \
-        {name: out for name, out in outs.items() if not isinstance(out, dict)}
+    outs = [(name, out) for name, spec in stages.items() for kind in ("outs", "metrics") for out in spec.get(kind, [])]
+    not_persisted = [(name, out) for name, out in outs
+                     if not (isinstance(out, dict) and next(iter(out.values())).get("persist"))]
+    assert outs and not not_persisted
 
 
 STAGE = """

@@ -200,6 +200,7 @@ def _back_to_commit(project: Path) -> None:
 def demo_repo(tmp_path_factory, prefect_server):
     """The shipped project in a git repository, reproduced by `dvc repro` and committed."""
     project = _copy_project(tmp_path_factory.mktemp("demo") / "project")
+    _shrink_training(project)
     _run(project, "git", "init", "-q")
     _run(project, "git", "add", "-A")
     _run(project, "git", *GIT_USER, "commit", "-qm", "project")
@@ -211,6 +212,15 @@ def demo_repo(tmp_path_factory, prefect_server):
     return project
 
 
+def _shrink_training(project: Path) -> None:
+    """The whole DAG still runs, training and evaluation included, with the fewest steps and tokens."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train_sft"] |= {"steps": 1, "max_length": 256}
+    params["train_rl"] |= {"steps": 1, "max_completion_length": 16}
+    params["evaluate"] |= {"heldout_limit": 1, "humaneval_limit": 1, "samples": 1, "max_new_tokens": 8}
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
 def test_dvc_repro_twice_is_a_no_op_and_a_knob_reruns_only_its_stages(demo_repo):
     project = demo_repo
     try:
@@ -219,7 +229,7 @@ def test_dvc_repro_twice_is_a_no_op_and_a_knob_reruns_only_its_stages(demo_repo)
         params = yaml.safe_load((project / "params.yaml").read_text())
         params["generate_tasks"]["min_tokens"] = 400  # drops some tasks; the rest replay from the cassette
         (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        ran = _stages_run(_run(project, "dvc", "repro").stdout)
+        ran = _stages_run(_run(project, "dvc", "repro", "report").stdout)  # the data; training is tested below
         assert "generate_tasks" in ran and ran <= DOWNSTREAM_OF_TASKS, ran
         assert "generate_tasks.min_tokens" in _run(project, "dvc", "params", "diff").stdout
         assert "tasks.generated" in _run(project, "dvc", "metrics", "diff").stdout
@@ -235,7 +245,8 @@ def test_two_experiments_diff_with_synthsmith_dvc_metrics_and_dvc_plots(demo_rep
     cassette holds both), then every way of comparing it with the committed run."""
     project = demo_repo
     try:
-        ran = _stages_run(_run(project, "dvc", "exp", "run", "-n", "seed4", "-S", "generate_tasks.seed=4").stdout)
+        ran = _stages_run(_run(project, "dvc", "exp", "run", "-n", "seed4", "-S", "generate_tasks.seed=4",
+                               "report").stdout)
         assert ran == DOWNSTREAM_OF_TASKS, ran
         metrics = {"HEAD": json.loads(_run(project, "git", "show", "HEAD:reports/metrics.json").stdout),
                    "seed4": json.loads((project / "reports/metrics.json").read_text())}
@@ -284,3 +295,36 @@ def _assert_goldens_are_correct_candidates(project: Path) -> None:
             continue
         model, sample = row["golden_solution_id"].rsplit("-m", 1)[1].split("s")
         assert entry["candidates"][int(model) * 4 + int(sample)]["kind"] == "correct", row
+
+
+TRAINING = {"train_sft", "train_rl", "evaluate"}
+
+
+def test_a_training_knob_reruns_training_only_and_experiments_compare_its_metrics(demo_repo):
+    project = demo_repo
+    try:
+        ran = _stages_run(_run(project, "dvc", "exp", "run", "-n", "lr", "-S", "train_sft.learning_rate=5e-5").stdout)
+        assert ran == TRAINING, ran
+        shown = json.loads(_run(project, "dvc", "exp", "show", "--json").stdout)
+        runs = {exp["name"] or exp["rev"]: exp for baseline in shown
+                for exp in [baseline, *[e for experiment in baseline.get("experiments") or [] for e in experiment["revs"]]]}
+        metrics = {name: exp["data"]["metrics"] for name, exp in runs.items() if name in {"workspace", "lr"}}
+        for name in ("workspace", "lr"):
+            assert metrics[name]["reports/train_sft/metrics.json"]["data"]["steps"] == 1, name
+            assert "pass@1" in metrics[name]["reports/evaluate.json"]["data"]["humaneval"]["sft"], name
+    finally:
+        _back_to_commit(project)
+
+
+def test_every_checkpoint_loads_offline_with_its_chat_template_and_generates(demo_repo):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    for stage in ("base_model", "train_sft", "train_rl"):
+        directory = demo_repo / "data" / stage
+        model = AutoModelForCausalLM.from_pretrained(directory, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+        prompt = tokenizer.apply_chat_template([{"role": "user", "content": "Print 1."}], add_generation_prompt=True,
+                                               return_tensors="pt", return_dict=True)
+        assert "<|im_start|>assistant" in tokenizer.decode(prompt["input_ids"][0])
+        out = model.generate(**prompt, max_new_tokens=4, do_sample=False)
+        assert out.shape[1] == prompt["input_ids"].shape[1] + 4 or out[0, -1] == tokenizer.eos_token_id, stage

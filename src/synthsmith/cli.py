@@ -16,12 +16,14 @@ def demo(
     force: bool = typer.Option(False, "--force", help="Rerun every stage (dvc repro --force)."),
 ) -> None:
     """Build the demo dataset offline: start a local Prefect server, run `dvc repro`, print the funnel."""
+    import json
     import os
     import subprocess
     import sys
 
     from synthsmith.contract.metrics import MetricsError
     from synthsmith.contract.metrics import parse as parse_metrics
+    from synthsmith.contract.values import CHECKPOINTS
     from synthsmith.runtime.server import prefect_api
 
     if not Path("dvc.yaml").exists():
@@ -43,6 +45,13 @@ def demo(
     tasks = metrics.tasks
     typer.echo(f"verified tasks: {tasks.verified} of {tasks.generated} (keep rate {tasks.keep_rate:.0%}); "
                "data/export/sft.parquet and data/export/rl.parquet")
+    evaluation = Path("reports/evaluate.json")
+    if evaluation.exists():
+        for benchmark, models in sorted(json.loads(evaluation.read_text()).items()):
+            for model, figures in ((m, models[m]) for m in CHECKPOINTS if m in models and benchmark != "settings"):
+                typer.echo(f"{model:>5} on {benchmark}: pass@1 {figures['pass@1']:.3f} "
+                           f"[{figures['pass@1_ci_low']:.3f}, {figures['pass@1_ci_high']:.3f}] "
+                           f"over {figures['problems']} problems")
 
 
 @app.command()

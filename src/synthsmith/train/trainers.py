@@ -189,12 +189,17 @@ def _common_args(params, output_dir) -> dict:
 
 
 def _train(trainer, tokenizer, out, reports, counts: dict) -> dict:
-    """Run `trainer` with curves to dvclive, save the merged checkpoint, finish metrics.json."""
-    live = open_live(reports)
-    trainer.add_callback(live_curves(live))
+    """Run `trainer` with curves to dvclive, save the merged checkpoint, finish metrics.json. Under a
+    multi-process launch (accelerate) every process trains, and only the main one writes."""
+    main = trainer.is_world_process_zero()
+    live = open_live(reports) if main else None
+    if main:
+        trainer.add_callback(live_curves(live))
     started = time.perf_counter()
     result = trainer.train()
     wall = time.perf_counter() - started
+    if not main:
+        return {}
     save_checkpoint(trainer.model, tokenizer, out)
     live.step = result.global_step  # next_step left it one past the last logged step
     live.summary.update(counts, steps=result.global_step, train_wall_s=round(wall, 2),
