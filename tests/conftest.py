@@ -70,3 +70,24 @@ def shipped_params_with(directory: Path, change) -> Path:
     path = directory / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory):
+    """A random 2-layer Llama (hidden 32) with SmolLM2's tokenizer and chat template, saved like a
+    base checkpoint: seconds to train, the real tokenizer's template and special tokens."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, set_seed
+
+    from synthsmith.train.models import _packaged_smollm2, save_checkpoint
+
+    directory, gguf = _packaged_smollm2()
+    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=gguf)
+    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+    set_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    base = tmp_path_factory.mktemp("tiny") / "base"
+    save_checkpoint(LlamaForCausalLM(config), tokenizer, base)
+    return base

@@ -28,7 +28,6 @@ from synthsmith.train.evaluation import (
 from tools.stub_server import FAULT_400, StubServer
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE_MODEL = ROOT / "data" / "base_model"
 LOG = logging.getLogger("test_evaluation")
 
 
@@ -224,52 +223,34 @@ def test_stage_through_the_endpoint_scores_and_writes_outputs(tmp_path, monkeypa
                        real_outcomes, LOG)
 
 
-# ---- local generation: a tiny random Llama with the base checkpoint's tokenizer ----------------
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    if not (BASE_MODEL / "tokenizer.json").exists():
-        pytest.skip("data/base_model is not built (dvc repro base_model)")
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(BASE_MODEL)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=4096,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)
-    torch.manual_seed(0)
-    directory = tmp_path_factory.mktemp("tiny") / "checkpoint"
-    LlamaForCausalLM(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
+# ---- local generation: a tiny random Llama with SmolLM2's tokenizer (conftest's tiny_base) ----------------
 
 
 @pytest.mark.slow  # loads a model and generates
-def test_local_generation_is_batched_and_seeded(tiny_checkpoint):
+def test_local_generation_is_batched_and_seeded(tiny_base):
     conversations = [[{"role": "user", "content": "Write a function."}],
                      [{"role": "user", "content": "A much longer prompt " * 20}],
                      [{"role": "user", "content": "Short."}]]
     settings = EvaluateParams(samples=2, temperature=0.8, max_new_tokens=8, batch_size=2, seed=3, device="cpu")
-    first = evaluation.generate_local(str(tiny_checkpoint), conversations, settings)
+    first = evaluation.generate_local(str(tiny_base), conversations, settings)
     assert len(first) == 3 and all(len(samples) == 2 for samples in first)
-    assert first == evaluation.generate_local(str(tiny_checkpoint), conversations, settings)  # same seed
-    other = evaluation.generate_local(str(tiny_checkpoint), conversations, settings.model_copy(update={"seed": 4}))
+    assert first == evaluation.generate_local(str(tiny_base), conversations, settings)  # same seed
+    other = evaluation.generate_local(str(tiny_base), conversations, settings.model_copy(update={"seed": 4}))
     assert other != first
-    greedy = evaluation.generate_local(str(tiny_checkpoint), conversations,
+    greedy = evaluation.generate_local(str(tiny_base), conversations,
                                        settings.model_copy(update={"temperature": 0.0}))
     assert all(samples[0] == samples[1] for samples in greedy)
 
 
 @pytest.mark.slow  # loads models, generates, runs the sandbox
-def test_stage_locally_twice_with_the_same_seed_gives_the_same_numbers(tiny_checkpoint, tmp_path, monkeypatch):
+def test_stage_locally_twice_with_the_same_seed_gives_the_same_numbers(tiny_base, tmp_path, monkeypatch):
     import flows.evaluate as stage
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data" / "export").mkdir(parents=True)
     _rl_table(["heldout", "heldout", "train"]).write_parquet(tmp_path / "data/export/rl.parquet")
     for directory in ("base_model", "train_sft"):
-        shutil.copytree(tiny_checkpoint, tmp_path / "data" / directory)
+        shutil.copytree(tiny_base, tmp_path / "data" / directory)
     calls = []
 
     def stand_in(completions, ground_truths, limits):

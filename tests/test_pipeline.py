@@ -215,7 +215,7 @@ def demo_repo(tmp_path_factory, prefect_server):
 def _shrink_training(project: Path) -> None:
     """The whole DAG still runs, training and evaluation included, with the fewest steps and tokens."""
     params = yaml.safe_load((project / "params.yaml").read_text())
-    params["train_sft"] |= {"steps": 1, "max_length": 256}
+    params["train_sft"] |= {"steps": 1}
     params["train_rl"] |= {"steps": 1, "max_completion_length": 16}
     params["evaluate"] |= {"heldout_limit": 1, "humaneval_limit": 1, "samples": 1, "max_new_tokens": 8}
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

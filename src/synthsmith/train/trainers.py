@@ -43,6 +43,9 @@ def train_sft(params: TrainSftParams, base: str | Path, data: str | Path, out: s
     with tempfile.TemporaryDirectory(prefix="train_sft-") as scratch:
         trainer = SFTTrainer(model=model, args=sft_config(params, scratch), train_dataset=dataset,
                              processing_class=tokenizer, peft_config=lora_config(params.lora))
+        if len(trainer.train_dataset) == 0:  # TRL drops examples whose completion truncation cut away
+            raise UserError(f"train_sft.max_length: {params.max_length} tokens cut the solution off every "
+                            f"one of the {len(dataset)} train examples; raise it (the prompts alone are longer)")
         return _train(trainer, tokenizer, out, reports, {"examples": len(dataset)})
 
 
