@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -56,11 +57,22 @@ def write_tables(directory: str | Path, frames: dict[str, pl.DataFrame]) -> None
         raise tables.ContractError(f"{directory}: stage {directory.name} writes {', '.join(declared)} "
                                    f"(contract/tables.py STAGE_OUTPUTS), got {', '.join(frames)}")
     conformed = {name: tables.conform(frame, declared[name]) for name, frame in frames.items()}
+
+    def fill(staging: Path) -> None:
+        for name, frame in conformed.items():
+            frame.write_parquet(staging / f"{name}.parquet")
+
+    swap_in_directory(directory, fill)
+
+
+def swap_in_directory(directory: str | Path, fill: Callable[[Path], None]) -> None:
+    """`fill(staging)` writes a fresh directory beside `directory`, which then replaces it whole:
+    a failed or killed writer never leaves a half-written directory."""
+    directory = Path(directory)
     staging = directory.with_name(f".{directory.name}.{uuid.uuid4().hex[:8]}.tmp")
     staging.mkdir(parents=True)
     try:
-        for name, frame in conformed.items():
-            frame.write_parquet(staging / f"{name}.parquet")
+        fill(staging)
         if directory.exists():
             shutil.rmtree(directory)
         staging.rename(directory)

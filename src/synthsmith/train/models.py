@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import uuid
 from pathlib import Path
 
 from synthsmith.contract.params import UserError
+from synthsmith.runtime.io import swap_in_directory
 
 SMOLLM2 = "smollm2"
 
@@ -33,9 +32,7 @@ def load_base(source: str, precision: str = "float32", device: str = "auto"):
     else:
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=_dtype(precision))
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model.to(pick_device(device)), tokenizer
+    return model.to(pick_device(device)), _with_pad_token(tokenizer)
 
 
 def load_checkpoint(directory: str | Path, precision: str = "float32", device: str = "auto"):
@@ -47,9 +44,7 @@ def load_checkpoint(directory: str | Path, precision: str = "float32", device: s
         raise UserError(f"{directory}: not a model checkpoint (no config.json); rebuild it with `dvc repro`")
     tokenizer = AutoTokenizer.from_pretrained(directory)
     model = AutoModelForCausalLM.from_pretrained(directory, dtype=_dtype(precision))
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model.to(pick_device(device)), tokenizer
+    return model.to(pick_device(device)), _with_pad_token(tokenizer)
 
 
 def save_checkpoint(model, tokenizer, directory: str | Path) -> None:
@@ -57,16 +52,19 @@ def save_checkpoint(model, tokenizer, directory: str | Path) -> None:
     staging directory and swapped in whole: a killed run never leaves half a checkpoint."""
     if hasattr(model, "merge_and_unload"):  # a peft model: one plain checkpoint, loadable without peft
         model = model.merge_and_unload()
-    directory = Path(directory)
-    staging = directory.with_name(f".{directory.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+
+    def fill(staging: Path) -> None:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
-        if directory.exists():
-            shutil.rmtree(directory)
-        staging.rename(directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    swap_in_directory(directory, fill)
+
+
+def _with_pad_token(tokenizer):
+    """Batched generation and training pad; a tokenizer without a pad token pads with its eos."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
 def pick_device(device: str) -> str:
