@@ -26,19 +26,19 @@ def evolve_features_flow(params_path: str = "params.yaml") -> None:
         asked = evolve_features.evolution_requests(pool, settings, round_no)
         responses = map_shards(answer_requests, asked, settings.shard_size, f"evolution round {round_no}",
                                **shard_settings(params.llm, what=f"evolution round {round_no}", reask=settings.reask,
-                                                validator="synthsmith.stages.evolve_features:check_evolution"))
+                                                validator="synthsmith.stages.evolve_features:check_evolution",
+                                                schema="synthsmith.stages.answer_schemas:EVOLUTION"))
         all_responses.append(responses)
         pool, round_counts = evolve_features.merge_evolution(pool, asked, responses, round_no)
         counts += round_counts
         get_run_logger().info("round %d: %d nodes in the tree (%s)", round_no, pool.height, dict(round_counts))
     growth = evolve_features.growth(start, pool)
-    merged = {k: v for k, v in counts.items() if k.startswith(("added_", "merged_"))}
-    dropped = {k: v for k, v in counts.items() if k not in merged}
+    added = {kind: counts[f"added_{kind}"] for kind in ("breadth", "depth")}
+    rejected = {f"rejected:{k}": v for k, v in sorted(counts.items()) if not k.startswith("added_")}
     write_tables("data/evolve_features", {"pool": pool, "growth": growth,
-                                          "llm_usage": usage("evolve_features", pl.concat(all_responses)),
-                                          "funnel": funnel(
-        "evolve_features", int(growth["leaves_before"].sum()), int(growth["leaves_after"].sum()), dropped,
-        **merged)})
+                                          "llm_usage": usage("evolve_features", pl.concat(all_responses), params.llm),
+                                          "funnel": funnel("evolve_features", start.height, pool.height,
+                                                           added=added, **rejected)})
 
 
 if __name__ == "__main__":

@@ -19,11 +19,12 @@ def extract_features_flow(params_path: str = "params.yaml") -> None:
     settings = params.extract_features
     responses = map_shards(answer_requests, requests, settings.shard_size, "feature extraction",
                            **shard_settings(params.llm, what="feature extraction", reask=settings.reask,
-                                            validator="synthsmith.stages.extract_features:check_extraction"))
+                                            validator="synthsmith.stages.extract_features:check_extraction",
+                                            schema="synthsmith.stages.answer_schemas:FEATURES"))
     answers = extract_features.parse_extractions(seeds, responses)
     pool = extract_features.build_pool(answers)
     write_tables("data/extract_features", {"answers": answers, "pool": pool,
-                                           "llm_usage": usage("extract_features", responses),
+                                           "llm_usage": usage("extract_features", responses, params.llm),
                                            "funnel": extract_features.extraction_funnel(answers, pool)})
 
 

@@ -22,7 +22,8 @@ def generate_solutions_flow(params_path: str = "params.yaml") -> None:
                          **shard_settings(params.llm, what="candidate solutions", reask=settings.reask,
                                           validator="synthsmith.stages.generate_solutions:check_solution"))
     kept, rejected = generate_solutions.parse_solutions(asked, answers, settings)
-    write_tables("data/generate_solutions", {"solutions": kept, "llm_usage": usage("generate_solutions", answers),
+    write_tables("data/generate_solutions", {"solutions": kept,
+                                             "llm_usage": usage("generate_solutions", answers, params.llm),
                                              "funnel": funnel(
         "generate_solutions", asked.height, kept.height, rejected)})
 

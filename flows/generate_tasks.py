@@ -24,7 +24,8 @@ def generate_tasks_flow(params_path: str = "params.yaml") -> None:
     subtrees = generate_tasks.sample_subtrees(pool, settings)
     plan_answers = map_shards(answer_requests, generate_tasks.plan_requests(subtrees, settings), settings.shard_size,
                               "task plans", **shard_settings(params.llm, what="task plans", reask=settings.reask,
-                                                             validator="synthsmith.stages.generate_tasks:check_plan"))
+                                                             validator="synthsmith.stages.generate_tasks:check_plan",
+                                                             schema="synthsmith.stages.answer_schemas:PLAN"))
     plans, dropped = generate_tasks.parse_plans(subtrees, plan_answers)
     statements = map_shards(answer_requests, generate_tasks.writing_requests(plans, settings), settings.shard_size,
                             "task statements", **shard_settings(params.llm, what="task statements"))
@@ -36,7 +37,7 @@ def generate_tasks_flow(params_path: str = "params.yaml") -> None:
     write_tables("data/generate_tasks", {
         "tasks": kept, "dropped": dropped_hygiene,
         "task_features": generate_tasks.feature_paths(plans).join(kept.select("task_id"), on="task_id", maintain_order="left"),
-        "llm_usage": usage("generate_tasks", pl.concat([plan_answers, statements])),
+        "llm_usage": usage("generate_tasks", pl.concat([plan_answers, statements]), params.llm),
         "funnel": funnel("generate_tasks", subtrees.height, kept.height, dropped_counts)})
 
 

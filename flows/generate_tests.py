@@ -26,7 +26,8 @@ def generate_tests_flow(params_path: str = "params.yaml") -> None:
     found, dropped, answers = [], Counter(), []
     if PROMPT in settings.generators:
         replies = ask(generate_tests.prompt_requests(tasks, settings), "prompt test inputs",
-                      "synthsmith.stages.generate_tests:check_test_cases")
+                      "synthsmith.stages.generate_tests:check_test_cases",
+                      "synthsmith.stages.answer_schemas:TEST_CASES")
         inputs, lost = generate_tests.parse_prompt_inputs(tasks, replies)
         found.append(inputs.with_columns(generator=pl.lit(PROMPT)))
         answers.append(replies)
@@ -52,17 +53,18 @@ def generate_tests_flow(params_path: str = "params.yaml") -> None:
     tests, duplicates = generate_tests.weigh_all(inputs, settings.weighting)
     without_tests = tasks.filter(~pl.col("task_id").is_in(tests["task_id"].implode()))
     by_generator = {f"tests_{g}": n for g, n in tests.group_by("generator").len().sort("generator").iter_rows()}
-    write_tables("data/generate_tests", {"tests": tests, "llm_usage": usage("generate_tests", pl.concat(answers)),
+    write_tables("data/generate_tests", {"tests": tests,
+                                         "llm_usage": usage("generate_tests", pl.concat(answers), params.llm),
                                          "funnel": funnel(
         "generate_tests", tasks.height, tasks.height - without_tests.height,
-        dropped + Counter(duplicate_input=duplicates, task_without_tests=without_tests.height),
-        tests=tests.height, **by_generator)})
+        {"task_without_tests": without_tests.height}, tests=tests.height, **by_generator,
+        **{f"rejected:{reason}": n for reason, n in sorted((dropped + Counter(duplicate_input=duplicates)).items())})})
 
 
 def _asker(llm, settings: GenerateTestsParams):
-    def ask(requests: pl.DataFrame, what: str, validator: str) -> pl.DataFrame:
+    def ask(requests: pl.DataFrame, what: str, validator: str, schema: str | None = None) -> pl.DataFrame:
         return map_shards(answer_requests, requests, settings.shard_size, what,
-                          **shard_settings(llm, what=what, reask=settings.reask, validator=validator))
+                          **shard_settings(llm, what=what, reask=settings.reask, validator=validator, schema=schema))
     return ask
 
 

@@ -3,10 +3,11 @@
 from pathlib import Path
 
 import polars as pl
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from synthsmith.contract import metrics as metrics_contract
 from synthsmith.contract import tables
+from synthsmith.contract.funnel import first_zero
 from synthsmith.contract.params import load_params
 from synthsmith.runtime.io import read_table, write_json
 from synthsmith.runtime.stage import run_stage
@@ -38,6 +39,12 @@ def report_flow(params_path: str = "params.yaml") -> None:
     Path("reports/plots").mkdir(parents=True, exist_ok=True)
     for name, table in plots.items():
         table.write_csv(f"reports/plots/{name}.csv")
+    if unpriced := report.llm.unpriced_models if report.llm else []:
+        get_run_logger().warning("no price for model(s) %s: their %d calls count as $0 (set llm.models.<model>."
+                                 "input_usd_per_mtok and output_usd_per_mtok)", ", ".join(unpriced),
+                                 sum(unpriced.values()))
+    if stopped := first_zero(funnel):  # the run completed, with an empty export: say where and why, once
+        get_run_logger().warning("the funnel reached zero at %s", stopped)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from synthsmith.llm.answers import Rejected, between_markers, count_tokens, json_object, reasoning_and_code
+from synthsmith.llm.answers import (
+    Rejected,
+    between_markers,
+    count_tokens,
+    json_object,
+    marked_json_object,
+    reasoning_and_code,
+)
 from synthsmith.stages.names import normalise
 
 
@@ -91,6 +98,52 @@ def test_reasoning_and_code_names_each_rejection(text, reason):
 def test_rejected_is_a_value_error_with_its_reason_as_message():
     error = Rejected("too_long")
     assert isinstance(error, ValueError) and str(error) == "too_long" and error.reason == "too_long"
+    assert error.detail is None and Rejected("too_long", "shorter, please").detail == "shorter, please"
+
+
+def _detail(call, *args, **kwargs) -> tuple[str, str]:
+    with pytest.raises(Rejected) as caught:
+        call(*args, **kwargs)
+    return caught.value.reason, caught.value.detail
+
+
+@pytest.mark.parametrize("text, found", [("no markers at all", "it had neither"),
+                                         ("<begin> never closed", "it had <begin> but no <end> after it"),
+                                         ("only closes <end>", "it had <end> but no <begin> before it")])
+def test_missing_markers_detail_says_which_marker_is_missing(text, found):
+    reason, detail = _detail(between_markers, text)
+    assert reason == "missing_markers" and "between a line <begin> and a line <end>" in detail and found in detail
+
+
+def test_marked_json_object_accepts_a_whole_json_answer_without_markers():
+    assert marked_json_object('<begin>{"a": 1}<end>') == {"a": 1}
+    assert marked_json_object(' {"a": 1} ') == marked_json_object('```json\n{"a": 1}\n```') == {"a": 1}
+    for text in ('Here it is: {"a": 1}', '<begin>{"a": 1}', "[1, 2]"):  # text around it, one marker, no object
+        reason, detail = _detail(marked_json_object, text)
+        assert reason == "missing_markers" and "the JSON object" in detail
+
+
+@pytest.mark.parametrize("text, found", [("[1, 2]", "a JSON array"), ("{}", "an empty object"),
+                                         ("Sure! Here you go.", "no JSON object it could read")])
+def test_invalid_json_detail_names_the_expected_shape_and_what_was_found(text, found):
+    reason, detail = _detail(json_object, text, '{"test_cases": [...]}')
+    assert reason == "invalid_json" and 'shaped like {"test_cases": [...]}' in detail and found in detail
+
+
+@pytest.mark.parametrize("text, reason, found", [
+    ("Reasoning only.", "no_code_block", "no code block at all"),
+    ("Plan.\n```\nprint(1)\n```", "no_code_block", "not one opened with ```python"),
+    ("Plan.\n```python\nprint(1)\n", "no_code_block", "opened but never closed"),
+    ("A.\n```python\nx = 1\n```\nB.\n```python\ny = 2\n```", "multiple_code_blocks", "it had 2"),
+    ("```python\nx = 1\n```", "no_reasoning", "it started with the code"),
+    ("Plan.\n```python\ndef f(:\n```", "syntax_error", "line 1 of the block"),
+])
+def test_code_rejections_say_what_was_found_and_what_is_expected(text, reason, found):
+    got, detail = _detail(reasoning_and_code, text)
+    assert got == reason and found in detail
+    expected = "must hold a complete, valid Python 3 program" if reason == "syntax_error" else \
+        "then the whole program in one block that opens with a line ```python and closes with a line ```"
+    assert expected in detail
 
 
 # count_tokens

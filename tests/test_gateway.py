@@ -17,7 +17,7 @@ from synthsmith.contract import tables
 from synthsmith.contract.params import EndpointParams, LLMParams, ModelParams
 from synthsmith.llm.answers import Rejected
 from synthsmith.llm.cache import ResponseCache
-from synthsmith.llm.gateway import BudgetExceeded, Gateway
+from synthsmith.llm.gateway import BudgetExceeded, Gateway, usage
 from synthsmith.llm.requests import make_request
 from tools.stub_server import StubServer
 
@@ -118,6 +118,25 @@ def test_format_failure_is_reasked_with_the_reason_and_a_persistent_one_is_recor
     assert (fixed["content"], fixed["attempts"], fixed["format_error"]) == ('{"ok": true}', 2, None)
     assert (stubborn["content"], stubborn["attempts"], stubborn["format_error"]) == ("no json here", 3, "missing_json")
     assert stubborn["error"] is None  # the stage's parser counts it under its own reason
+
+
+def test_a_reask_carries_the_validators_detail_and_the_row_keeps_the_short_reason(tmp_path):
+    from synthsmith.stages.extract_features import check_extraction
+
+    reasks = []
+
+    def respond(model, messages, sampling):
+        if len(messages) == 1:
+            return '{"algorithm": {"searching": ["binary search"]}}\n<end>'
+        reasks.append(messages[-1]["content"])
+        return "still nothing"
+
+    with StubServer(respond) as server:
+        row = gateway(tmp_path, server).complete(asks("features?"), check_extraction, reask=1).to_dicts()[0]
+    assert (row["attempts"], row["format_error"]) == (2, "missing_markers")  # the column keeps the key
+    assert reasks == ["Your previous answer could not be used (missing_markers): the answer must put the JSON "
+                      "object between a line <begin> and a line <end>; it had <end> but no <begin> before it.\n"
+                      "Answer the original request again, and follow the format it asks for exactly."]
 
 
 def test_tokens_and_cost_per_call_from_the_price_override(tmp_path):
@@ -228,3 +247,42 @@ def test_concurrent_writers_do_not_corrupt_the_cache(tmp_path):
     assert len(found) == 1200 and found["b-399"].content == "answer b 399"
     assert cache.spent_usd() == pytest.approx(1.2)
     assert cache._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_no_requests_give_an_empty_response_table_without_calling_anyone(tmp_path):
+    """What a stage sends when nothing upstream survived: an empty frame, columns or not."""
+    with StubServer(echo) as server:
+        for empty in (pl.DataFrame(), asks()):
+            answered = gateway(tmp_path, server).complete(empty)
+            assert answered.height == 0 and answered.columns == list(tables.LLM_RESPONSES.columns)
+        assert server.requests == []
+
+
+def test_usage_counts_calls_to_models_nobody_prices(tmp_path):
+    with StubServer(echo) as server:
+        answered = gateway(tmp_path, server).complete(asks("a", "b"))
+    priced = usage("s", answered, LLMParams(mode="live", models=FREE))
+    assert priced["unpriced_calls"].to_list() == [0]
+    unpriced = usage("s", answered, LLMParams(mode="replay"))  # replay prices from params only
+    assert unpriced["unpriced_calls"].to_list() == [2]
+
+
+@pytest.mark.parametrize("json_output, expected", [
+    ("json_object", {"type": "json_object", "schema": {"type": "object"}}),
+    ("json_schema", {"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object"}}}),
+])
+def test_a_model_with_json_output_is_sent_the_stages_schema_under_its_own_key(tmp_path, json_output, expected):
+    schema = {"type": "object"}
+    models = {MODEL: ModelParams(input_usd_per_mtok=0, output_usd_per_mtok=0, json_output=json_output)}
+    with StubServer(lambda model, messages, sampling: '{"a": 1}') as server:
+        plain = gateway(tmp_path, server).complete(asks("p"), schema=schema)  # FREE: json_output off
+        constrained = gateway(tmp_path, server, models=models, cache_dir="c2", mode="record",
+                              cassette="cassette.jsonl").complete(asks("p"), schema=schema)
+        bodies = list(server.requests)
+    assert "response_format" not in bodies[0] and bodies[1]["response_format"] == expected
+    assert plain["request_id"].to_list() == constrained["request_id"].to_list()  # rows keep the stage's id
+    recorded = [json.loads(line) for line in (tmp_path / "cassette.jsonl").read_text().splitlines()]
+    assert recorded[0]["key"] != plain["request_id"][0]  # the cassette keys the request actually sent
+    replayed = Gateway(LLMParams(mode="replay", cassette="cassette.jsonl", models=models), tmp_path).complete(
+        asks("p"), schema=schema)
+    assert replayed["content"].to_list() == ['{"a": 1}']

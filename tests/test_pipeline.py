@@ -21,22 +21,12 @@ pytestmark = pytest.mark.slow  # the flows and `dvc repro` end to end on a real 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 
-
-def _copy_project(destination: Path) -> Path:
-    """The files git would ship (tracked or new, not ignored), without data outputs."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
-                            capture_output=True, text=True).stdout.split("\n")
-    for name in filter(None, listed):
-        source = ROOT / name
-        if source.is_file():
-            (destination / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, destination / name)
-    return destination
+from pipeline_helpers import copy_project, run_data_flows  # noqa: E402
 
 
 @pytest.fixture
 def tiny_project(tmp_path, monkeypatch):
-    project = _copy_project(tmp_path / "project")
+    project = copy_project(tmp_path / "project")
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["seeds"]["limit"] = 5
     params["evolve_features"]["rounds"] = 1
@@ -46,32 +36,6 @@ def tiny_project(tmp_path, monkeypatch):
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     monkeypatch.chdir(project)
     return project
-
-
-def _run_all(params_path: str = "params.yaml") -> None:
-    from flows import (
-        evolve_features,
-        execute,
-        export,
-        extract_features,
-        generate_solutions,
-        generate_tasks,
-        generate_tests,
-        report,
-        seeds,
-        verify,
-    )
-
-    seeds.seeds_flow(params_path)
-    extract_features.extract_features_flow(params_path)
-    evolve_features.evolve_features_flow(params_path)
-    generate_tasks.generate_tasks_flow(params_path)
-    generate_tests.generate_tests_flow(params_path)
-    generate_solutions.generate_solutions_flow(params_path)
-    execute.execute_flow(params_path)
-    verify.verify_flow(params_path)
-    export.export_flow(params_path)
-    report.report_flow()
 
 
 def test_flows_record_then_replay_the_same_dataset(prefect_server, tiny_project):
@@ -84,7 +48,7 @@ def test_flows_record_then_replay_the_same_dataset(prefect_server, tiny_project)
         params["llm"] |= {"mode": "record"}
         params["llm"]["endpoints"]["default"] |= {"api_base": server.api_base, "concurrency": 1}
         Path("record.yaml").write_text(yaml.safe_dump(params))
-        _run_all("record.yaml")
+        run_data_flows("record.yaml")
         calls = len(server.requests)
     recorded = {name: pl.read_parquet(f"data/{name}.parquet") for name in
                 ("generate_tasks/tasks", "generate_tests/tests", "generate_solutions/solutions", "verify/verdicts")}
@@ -95,7 +59,7 @@ def test_flows_record_then_replay_the_same_dataset(prefect_server, tiny_project)
     for stage in ("generate_tasks", "generate_tests", "generate_solutions", "verify"):
         shutil.rmtree(f"data/{stage}")
     shutil.rmtree(".synthsmith/prefect-results", ignore_errors=True)  # replay must not lean on the shard cache
-    _run_all()  # replay mode, from the cassette just recorded
+    run_data_flows()  # replay mode, from the cassette just recorded
     for name, frame in recorded.items():
         assert pl.read_parquet(f"data/{name}.parquet").equals(frame), name
     metrics = json.loads(Path("reports/metrics.json").read_text())
@@ -115,7 +79,7 @@ def test_flows_record_then_replay_the_same_dataset(prefect_server, tiny_project)
         for stage in ("extract_features", "evolve_features", "generate_tasks", "generate_tests",
                       "generate_solutions", "verify"):
             shutil.rmtree(f"data/{stage}")
-        _run_all("live.yaml")
+        run_data_flows("live.yaml")
         assert [kind for _, kind in server.faults_served] == list(faults.values())
         assert len(server.requests) == calls + len(faults)
     for name, frame in recorded.items():
@@ -146,7 +110,7 @@ def _stage(project: Path, stage: str, env: dict | None = None) -> subprocess.Com
     (lambda p: p["seeds"].update(sorce="file"), "seeds.sorce"),
 ])
 def test_bad_params_fail_with_one_line_naming_the_key(tmp_path, edit, message):
-    project = _copy_project(tmp_path / "project")
+    project = copy_project(tmp_path / "project")
     params = yaml.safe_load((project / "params.yaml").read_text())
     edit(params)
     (project / "params.yaml").write_text(yaml.safe_dump(params))
@@ -157,7 +121,7 @@ def test_bad_params_fail_with_one_line_naming_the_key(tmp_path, edit, message):
 
 
 def test_bad_seed_file_fails_with_one_line_naming_the_file(tmp_path, prefect_server):
-    project = _copy_project(tmp_path / "project")
+    project = copy_project(tmp_path / "project")
     (project / "data/shipped/seeds.jsonl").write_text('{"seed_id": "s1", "statement": "x", "solution": "y"}\n{oops\n')
     result = _stage(project, "seeds")
     assert result.returncode == 2, result.stderr
@@ -199,7 +163,7 @@ def _back_to_commit(project: Path) -> None:
 @pytest.fixture(scope="module")
 def demo_repo(tmp_path_factory, prefect_server):
     """The shipped project in a git repository, reproduced by `dvc repro` and committed."""
-    project = _copy_project(tmp_path_factory.mktemp("demo") / "project")
+    project = copy_project(tmp_path_factory.mktemp("demo") / "project")
     _shrink_training(project)
     _run(project, "git", "init", "-q")
     _run(project, "git", "add", "-A")

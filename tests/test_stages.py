@@ -185,17 +185,19 @@ def _wrapped(answer: dict) -> str:
 
 
 def test_parse_extractions_statuses():
-    seed_frame = _seeds(*[_seed(f"s{i}", f"P{i}") for i in range(6)])
+    seed_frame = _seeds(*[_seed(f"s{i}", f"P{i}") for i in range(8)])
     wrong = {k: v for k, v in _answer().items() if k != "optimization_techniques"}
-    responses = _responses(_wrapped(_answer()), json.dumps(_answer()), _wrapped(wrong),
+    responses = _responses(_wrapped(_answer()), f"<begin>\n{json.dumps(_answer())}", _wrapped(wrong),
                            RuntimeError("rate limited"), _wrapped(_answer(algorithm={"graph": "BFS"})),
-                           _wrapped(_answer(algorithm={"graph": ["  "]})))
+                           _wrapped(_answer(algorithm={"graph": ["  "]})),
+                           f"```json\n{json.dumps(_answer())}\n```",  # no markers, but one JSON object: kept
+                           f"Features: {json.dumps(_answer())}")  # no markers, and more than the object
     answers = extract_features.parse_extractions(seed_frame, responses)
-    assert answers["seed_id"].to_list() == [f"s{i}" for i in range(6)]
+    assert answers["seed_id"].to_list() == [f"s{i}" for i in range(8)]
     assert answers["status"].to_list() == ["ok", "missing_markers", "wrong_categories", "llm_error",
-                                           "schema_invalid", "schema_invalid"]
-    assert json.loads(answers["features_json"][0]) == _answer()
-    assert answers["features_json"].null_count() == 5
+                                           "schema_invalid", "schema_invalid", "ok", "missing_markers"]
+    assert json.loads(answers["features_json"][0]) == json.loads(answers["features_json"][6]) == _answer()
+    assert answers["features_json"].null_count() == 6
 
 
 def test_parse_extractions_needs_one_response_per_seed():
@@ -716,7 +718,8 @@ def test_metrics_keep_rate_style_mix_and_counts():
                             .with_columns(task_id=pl.lit("T4"), style=pl.lit("codeforces"))])
     verdicts = pl.concat([verdicts, verdicts.filter(pl.col("task_id") == "T3").with_columns(
         task_id=pl.lit("T4"), reason=pl.lit("no_majority"))])
-    funnel = pl.concat([make_funnel("seeds", 5, 4, {"blank": 1}), make_funnel("verify", 4, 2)])
+    funnel = pl.concat([make_funnel("seeds", 5, 4, {"blank": 1}),
+                        make_funnel("verify", 4, 2, {"disagreement": 1, "no_majority": 1})])
     growth = evolve_features.growth(POOL, _pool(BFS, DFS, "algorithm/graph/dijkstra", "data_structures/tree/segment tree"))
     agreement = pl.DataFrame({"task_id": ["T1", "T2"], "labelled_tests": [3, 1], "tied_tests": [1, 0],
                               "mean_top_share": [0.5, 1.0]})
@@ -725,14 +728,16 @@ def test_metrics_keep_rate_style_mix_and_counts():
         {"stage": "generate_solutions", "model": "m/a", "requests": 8, "live_calls": 6, "retries": 2, "reasks": 1,
          "failed": 1, "prompt_tokens": 800, "completion_tokens": 4000, "cost_usd": 0.0084},
         {"stage": "extract_features", "model": "m/x", "requests": 2, "live_calls": 0, "retries": 0, "reasks": 0,
-         "failed": 0, "prompt_tokens": 100, "completion_tokens": 50, "cost_usd": 0.0001}], schema=tables.LLM_USAGE.columns)
+         "failed": 0, "prompt_tokens": 100, "completion_tokens": 50, "cost_usd": 0.0, "unpriced_calls": 2}],
+        schema=tables.LLM_USAGE.columns).with_columns(pl.col("unpriced_calls").fill_null(0))
     result = report.metrics(funnel, task_frame, verdicts, growth, agreement, executions, usage)
     assert result["tasks"] == {"generated": 4, "verified": 2, "keep_rate": 0.5}
     assert result["style_mix"] == {
         "generated": {"atcoder": 0.25, "codeforces": 0.5, "leetcode": 0.25},
         "verified": {"codeforces": 0.5, "leetcode": 0.5}}
     assert result["discard_reasons"] == {"disagreement": 1, "no_majority": 1}
-    assert result["funnel"] == {"seeds": {"in": 5, "dropped:blank": 1, "out": 4}, "verify": {"in": 4, "out": 2}}
+    assert result["funnel"] == {"seeds": {"in": 5, "dropped:blank": 1, "out": 4}, "verify": {
+        "in": 4, "dropped:disagreement": 1, "dropped:no_majority": 1, "out": 2}}
     assert result["features"]["leaves_before"] == 3 and result["features"]["leaves_after"] == 4
     assert result["features"]["per_category"]["algorithm"] == {"before": 2, "after": 3}
     assert result["labeling"] == {"labelled_tests": 4, "tied_tests": 1, "mean_top_share": 0.75}
@@ -741,7 +746,9 @@ def test_metrics_keep_rate_style_mix_and_counts():
     assert list(result["llm"]["by_stage_and_model"]) == ["extract_features/m/x", "generate_solutions/m/a"]
     assert result["llm"]["by_stage_and_model"]["generate_solutions/m/a"]["retries"] == 2
     assert result["llm"]["total"] == {"requests": 10, "live_calls": 6, "retries": 2, "reasks": 1, "failed": 1,
-                                      "prompt_tokens": 900, "completion_tokens": 4050, "cost_usd": 0.0085}
+                                      "prompt_tokens": 900, "completion_tokens": 4050, "cost_usd": 0.0084,
+                                      "unpriced_calls": 2}
+    assert result["llm"]["unpriced_models"] == {"m/x": 2}  # listed once, by the report
     json.dumps(result)  # the report writes it as JSON
 
 

@@ -16,6 +16,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import jinja2
 import yaml
 
 HERE = Path(__file__).parent
@@ -94,7 +95,8 @@ class DemoAuthor:
         tree = set(re.search(r"```text\n(.*?)```", prompt, re.S).group(1).split())
         tree_names = {part for path in tree for part in path.split("/")}
         widen, deepen = (json.loads(block) for block in re.findall(r"```json\n(.*?)\n```", prompt, re.S))
-        rng = _rng(prompt)
+        rng = _rng(_seed_prompt("evolve_features", category=category, tree=_text_block(prompt), widen=widen,
+                                deepen=deepen, min_new=int(re.search(r"at least (\d+) new siblings", prompt).group(1))))
         vocab = self.vocab[category]
         fresh = lambda names: [n for n in names if n.lower() not in tree_names]  # noqa: E731
         breadth = []
@@ -115,7 +117,7 @@ class DemoAuthor:
     def _plan(self, prompt: str) -> str:
         self.calls["plan"] += 1
         subtree = json.loads(re.search(r"```json\n(.*?)\n```", prompt, re.S).group(1))
-        rng = _rng(prompt)
+        rng = _rng(_seed_prompt("plan_task", subtree=subtree))
         roles = {c: {s: {leaf: {"potential_use": _use(c, leaf, rng)} for leaf in leaves} for s, leaves in g.items()}
                  for c, g in subtree.items()}
         leaves = [(c, s, leaf) for c, g in subtree.items() for s, ls in g.items() for leaf in ls]
@@ -181,3 +183,17 @@ def _use(category: str, leaf: str, rng: random.Random) -> str:
 
 def _rng(prompt: str) -> random.Random:
     return random.Random(hashlib.sha256(prompt.encode()).hexdigest())
+
+
+def _seed_prompt(template: str, **values) -> str:
+    """The prompt as the first shipped wording of `template` renders these values: the author's random
+    choices are keyed on it, so rewording the live prompts (src/synthsmith/prompts/) leaves the demo's
+    answers, and so its results, as they were. The frozen wording is in seed_prompts/."""
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "seed_prompts"),
+                                     undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+    return environment.get_template(f"{template}.j2").render(**values).strip()
+
+
+def _text_block(prompt: str) -> list[str]:
+    """The lines of the prompt's first ```text block (the tree of an evolution prompt)."""
+    return re.search(r"```text\n(.*?)```", prompt, re.S).group(1).splitlines()

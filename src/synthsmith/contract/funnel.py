@@ -1,4 +1,9 @@
-"""Counts of what came in, went out and was dropped why: one FUNNEL table per stage, read by the report."""
+"""Counts of what came in, went out and was dropped why: one FUNNEL table per stage, read by the report.
+
+Every stage's funnel balances: in + added:* == out + dropped:*, checked when it is built, so no
+row is ever lost without a counted reason. Other metrics count other units (answers, inputs,
+sandbox statuses) and are not part of the balance.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,67 @@ import polars as pl
 
 from synthsmith.contract import tables
 
+DROPPED, ADDED = "dropped:", "added:"
+
+# Per stage, in pipeline order: what its `in` counts, what reaching `out` means, and what a zero
+# leaves the stages after it. Words for the one line that says where a run's funnel reached zero.
+STAGE_UNITS = {
+    "seeds": ("seeds", "passed the seed checks", "nothing to extract features from"),
+    "extract_features": ("seeds", "gave features", "nothing to evolve"),
+    "evolve_features": ("feature nodes", "are in the evolved tree", "no subtree to draw tasks from"),
+    "generate_tasks": ("sampled feature subtrees", "gave a task", "nothing to test or solve"),
+    "generate_tests": ("tasks", "got test inputs", "nothing to run candidates on"),
+    "generate_solutions": ("candidate requests", "gave a usable program", "nothing to execute"),
+    "execute": ("sandbox jobs", "ran", "nothing to verify"),
+    "verify": ("tasks", "were verified", "nothing to export"),
+    "export": ("verified tasks", "were exported", "nothing to train on"),
+}
+
+
+class UnbalancedFunnel(RuntimeError):
+    """A stage lost or invented rows without counting why: a bug in that stage."""
+
 
 def funnel(stage: str, count_in: int, count_out: int, dropped: Counter | dict | None = None,
-           **extra: int) -> pl.DataFrame:
+           added: Counter | dict | None = None, **extra: int) -> pl.DataFrame:
+    dropped = {reason: int(n) for reason, n in sorted((dropped or {}).items()) if n}
+    added = {kind: int(n) for kind, n in sorted((added or {}).items()) if n}
+    if count_in + sum(added.values()) != count_out + sum(dropped.values()):
+        raise UnbalancedFunnel(f"{stage}: {count_in} in + {sum(added.values())} added != {count_out} out + "
+                               f"{sum(dropped.values())} dropped ({dropped})")
     rows = [("in", count_in)]
-    rows += [(f"dropped:{reason}", n) for reason, n in sorted((dropped or {}).items()) if n]
+    rows += [(DROPPED + reason, n) for reason, n in dropped.items()]
+    rows += [(ADDED + kind, n) for kind, n in added.items()]
     rows += [(name, n) for name, n in extra.items()]
     rows.append(("out", count_out))
     return tables.conform(pl.DataFrame({"stage": stage, "metric": [m for m, _ in rows],
                                          "value": [int(n) for _, n in rows]}), tables.FUNNEL)
+
+
+def balanced(frame: pl.DataFrame) -> bool:
+    """One stage's FUNNEL rows keep in + added == out + dropped."""
+    counts = dict(frame.select("metric", "value").iter_rows())
+    moved = sum(n if m.startswith(ADDED) else -n for m, n in counts.items() if m.startswith((ADDED, DROPPED)))
+    return counts["in"] + moved == counts["out"]
+
+
+def zero_line(stage: str, frame: pl.DataFrame) -> str | None:
+    """Where this stage's funnel is zero, one line saying why (None when something came out)."""
+    counts = dict(frame.select("metric", "value").iter_rows())
+    if counts["out"]:
+        return None
+    noun, reached, consequence = STAGE_UNITS.get(stage, ("rows", "came out", "nothing for the next stage"))
+    if not counts["in"]:
+        return f"{stage}: no {noun} came in; {consequence}"
+    drops = sorted(((n, m.removeprefix(DROPPED)) for m, n in counts.items() if m.startswith(DROPPED)), reverse=True)
+    why = ", ".join(f"{n} {reason}" for n, reason in drops[:4]) + (", ..." if len(drops) > 4 else "")
+    return f"{stage}: 0 of {counts['in']} {noun} {reached}" + (f" ({why})" if why else "") + f"; {consequence}"
+
+
+def first_zero(funnels: pl.DataFrame) -> str | None:
+    """The first stage, in pipeline order, where the funnel reached zero, and why."""
+    for stage in (*STAGE_UNITS, *sorted(set(funnels["stage"]) - set(STAGE_UNITS))):
+        rows = funnels.filter(pl.col("stage") == stage)
+        if rows.height and (line := zero_line(stage, rows)):
+            return line
+    return None

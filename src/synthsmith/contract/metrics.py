@@ -58,11 +58,13 @@ class LlmUsage(_Part):
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float
+    unpriced_calls: int = 0  # to a model with no price: counted as $0 (absent before it was counted)
 
 
 class Llm(_Part):
     by_stage_and_model: dict[str, LlmUsage]  # "<stage>/<model>"
     total: LlmUsage
+    unpriced_models: dict[str, int] = {}  # model -> its calls, counted as $0 for want of a price
 
 
 class DroppedTask(_Part):

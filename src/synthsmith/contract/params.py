@@ -14,6 +14,7 @@ from synthsmith.contract.values import (
     Checkpoint,
     Device,
     Embedder,
+    JsonOutput,
     LlmMode,
     Precision,
     RunnerKind,
@@ -51,6 +52,9 @@ class ModelParams(_Section):
     # USD per million tokens; null: litellm's price map (0 for models it does not know, with a warning)
     input_usd_per_mtok: float | None = Field(None, ge=0)
     output_usd_per_mtok: float | None = Field(None, ge=0)
+    # JSON answers constrained to the stage's schema by the server (values.JsonOutput); part of the
+    # request's key, so a cassette recorded with it replays only with it
+    json_output: JsonOutput = "off"
 
 
 class LLMParams(_Section):

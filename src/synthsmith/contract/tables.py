@@ -77,7 +77,8 @@ LLM_RESPONSES = Table("llm_responses", {
 LLM_USAGE = Table("llm_usage", {  # per stage and model: what the calls cost (replayed calls at live prices)
     "stage": Str, "model": Str, "requests": Int, "live_calls": Int, "retries": Int, "reasks": Int,
     "failed": Int, "prompt_tokens": Int, "completion_tokens": Int, "cost_usd": Float,
-})
+    "unpriced_calls": Int,  # requests to a model with no price (params or litellm's map): counted as $0
+}, optional={"unpriced_calls": 0})
 
 FEATURE_ANSWERS = Table("feature_answers", {"seed_id": Str, "status": Str, "features_json": Str})
 FEATURE_POOL = Table("feature_pool", {

@@ -77,6 +77,12 @@ LLM_MODES: tuple[str, ...] = get_args(LlmMode)
 Transport = Literal["auto", "litellm", "openai"]
 TRANSPORTS: tuple[str, ...] = get_args(Transport)
 
+# How a model's server is asked to keep a JSON answer to the stage's schema (stages/answer_schemas.py):
+# not at all; response_format {"type": "json_object", "schema": ...} (llama.cpp, vLLM); or
+# {"type": "json_schema", "json_schema": {...}} (OpenAI, vLLM, llama.cpp's llama-server).
+JsonOutput = Literal["off", "json_object", "json_schema"]
+JSON_OUTPUTS: tuple[str, ...] = get_args(JsonOutput)
+
 # Where the stages' shard tasks run (runtime/runners.py).
 RunnerKind = Literal["local", "dask", "ray"]
 RUNNER_KINDS: tuple[str, ...] = get_args(RunnerKind)

@@ -56,10 +56,14 @@ class Gateway:
         self.use_cache = use_cache  # off only for benchmarks: every request goes to the server
         self.stats: dict[str, float] = {}  # of the last `complete`: retries, first_sent, last_answer
 
-    def complete(self, requests: pl.DataFrame, validator: Validator | None = None, reask: int = 0) -> pl.DataFrame:
-        """LLM_REQUESTS -> LLM_RESPONSES, one row per request, in order."""
+    def complete(self, requests: pl.DataFrame, validator: Validator | None = None, reask: int = 0,
+                 schema: dict | None = None) -> pl.DataFrame:
+        """LLM_REQUESTS -> LLM_RESPONSES, one row per request, in order. `schema`: the JSON Schema of
+        the answer, sent to models whose `json_output` is on."""
+        if requests.height == 0:  # nothing upstream survived: no columns to check, nothing to ask
+            return tables.LLM_RESPONSES.empty()
         rows = tables.conform(requests, tables.LLM_REQUESTS).to_dicts()
-        run = _Run(self, validator, reask)
+        run = _Run(self, validator, reask, schema)
         answers = asyncio.run(run.all(rows))
         self.stats = {"retries": run.progress.retries, "first_sent": run.first_sent, "last_answer": run.last_answer}
         if len(answers) != len(rows) or any((a["content"] is None) == (a["error"] is None) for a in answers):
@@ -71,8 +75,9 @@ class Gateway:
 class _Run:
     """One `complete` call: its transports, limits, cache and progress."""
 
-    def __init__(self, gateway: Gateway, validator: Validator | None, reask: int):
+    def __init__(self, gateway: Gateway, validator: Validator | None, reask: int, schema: dict | None):
         self.gateway, self.params, self.validator, self.reask = gateway, gateway.params, validator, reask
+        self.schema = schema
         self.live = self.params.mode != "replay"
         self.cache = (ResponseCache(gateway._cache_dir) if gateway.use_cache else _NoCache()) if self.live else None
         self.first_sent, self.last_answer = float("inf"), 0.0
@@ -84,10 +89,12 @@ class _Run:
         self.progress = None
 
     async def all(self, rows: list[dict]) -> list[dict]:
-        cached = self.cache.get_many([row["request_id"] for row in rows]) if self.cache else {}
+        asked = [self.asked_as(row) for row in rows]
+        cached = self.cache.get_many([key for key, _ in asked]) if self.cache else {}
         self.progress = _Progress(len(rows), self.gateway.label, self.params.progress and self.live)
         try:
-            answers = await asyncio.gather(*(self.answer(row, cached.get(row["request_id"])) for row in rows))
+            answers = await asyncio.gather(*(self.answer(row, key, sampling, cached.get(key))
+                                             for row, (key, sampling) in zip(rows, asked, strict=True)))
         finally:
             for transport in self.transports.values():
                 await transport.close()
@@ -98,16 +105,25 @@ class _Run:
             raise self.stopped
         return answers
 
-    async def answer(self, row: dict, cached: Answer | None) -> dict:
+    def asked_as(self, row: dict) -> tuple[str, dict]:
+        """The key and sampling a request is sent with: the stage's own, plus the server-side JSON
+        constraint for a model with `json_output` on (another request, so another key)."""
+        sampling, mode = _sampling(row["sampling"]), self.params.model(row["model"]).json_output
+        if self.schema is None or mode == "off":
+            return row["request_id"], sampling
+        sampling["response_format"] = response_format(mode, self.schema)
+        return request_key(row["model"], row["messages"], sampling), sampling
+
+    async def answer(self, row: dict, key: str, sampling: dict, cached: Answer | None) -> dict:
         """Ask, check the format, re-ask with the reason while attempts remain."""
-        model, messages, sampling = row["model"], row["messages"], row["sampling"]
+        model, messages = row["model"], row["messages"]
         out = {"request_id": row["request_id"], "model": model, "content": None, "error": None, "source": None,
                "attempts": 0,
                "retries": 0, "format_error": None, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0}
-        key = row["request_id"]
         for attempt in range(self.reask + 1):
             try:
-                answer, source, retries = await self.one(key, model, messages, sampling, cached if attempt == 0 else None)
+                answer, source, retries = await self.one(key, model, messages, sampling,
+                                                         cached if attempt == 0 else None)
             except (TransientError, FatalError) as exc:
                 out |= {"content": None, "error": _reason(exc), "source": "live", "format_error": None,
                         "retries": out["retries"] + getattr(exc, "retries", 0)}
@@ -117,26 +133,26 @@ class _Run:
                     "prompt_tokens": out["prompt_tokens"] + answer.prompt_tokens,
                     "completion_tokens": out["completion_tokens"] + answer.completion_tokens,
                     "cost_usd": out["cost_usd"] + answer.cost_usd}
-            out["format_error"] = _check(self.validator, answer.content)
-            if out["format_error"] is None:
+            rejection = _check(self.validator, answer.content)
+            out["format_error"] = rejection and rejection[0]
+            if rejection is None:
                 break
             messages = [*messages, {"role": "assistant", "content": answer.content},
-                        *render("reask", reason=out["format_error"])]
-            key = request_key(model, messages, _sampling(sampling))
+                        *render("reask", reason=rejection[0], detail=rejection[1])]
+            key = request_key(model, messages, sampling)
         self.progress.update(1)
         return out
 
-    async def one(self, key: str, model: str, messages: list[dict], sampling_json: str,
+    async def one(self, key: str, model: str, messages: list[dict], sampling: dict,
                   cached: Answer | None) -> tuple[Answer, str, int]:
         """(answer, source, retries) for one request, from cassette, cache or a live call."""
         if not self.live:
-            return self.replay(key, model, messages, sampling_json), "cassette", 0
+            return self.replay(key, model, messages, sampling), "cassette", 0
         cached = cached or self.cache.get(key)
         if cached is not None:
             return cached, "cache", 0
         endpoint_name, endpoint = self.params.endpoint_of(model)
         limits = self.limits.setdefault(endpoint_name, EndpointLimits(endpoint))
-        sampling = _sampling(sampling_json)
         price = pricing.price(self.params, model, live=True)
         prompt_tokens, max_tokens = pricing.estimate_tokens(messages), int(sampling.get("max_tokens") or 0)
         estimate = price.cost(prompt_tokens, max_tokens)
@@ -181,12 +197,13 @@ class _Run:
             raise FatalError("budget")
         self.reserved += estimate
 
-    def replay(self, key: str, model: str, messages: list[dict], sampling_json: str) -> Answer:
+    def replay(self, key: str, model: str, messages: list[dict], sampling: dict) -> Answer:
         entry = self.gateway.cassette.entry(key)
         if entry is None:
             raise ReplayMiss(
                 f"replay miss: {self.gateway.cassette.path} has no answer for request {key[:16]} "
-                f"(model {model}, sampling {sampling_json}, prompt starts {messages[-1]['content'][:160]!r}). "
+                f"(model {model}, sampling {json.dumps(sampling)[:200]}, "
+                f"prompt starts {messages[-1]['content'][:160]!r}). "
                 "Use the shipped params, or set llm.mode: record with a live model to add it.")
         usage = entry.get("usage") or {}
         prompt = int(usage.get("prompt_tokens") or pricing.estimate_tokens(messages))
@@ -221,13 +238,22 @@ def _sampling(sampling_json: str) -> dict:
     return json.loads(sampling_json)
 
 
-def _check(validator: Validator | None, content: str) -> str | None:
+def response_format(json_output: str, schema: dict) -> dict:
+    """The `response_format` body field that makes a server keep the answer to `schema`."""
+    if json_output == "json_object":  # llama.cpp's and vLLM's form
+        return {"type": "json_object", "schema": schema}
+    return {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+
+
+def _check(validator: Validator | None, content: str) -> tuple[str, str | None] | None:
+    """None when the answer passes; else (reason, detail): the short key the row records, and the
+    sentence the re-ask shows (what was wrong, what the stage expects), when the validator gave one."""
     if validator is None:
         return None
     try:
         validator(content)
     except ValueError as rejected:  # answers.Rejected
-        return getattr(rejected, "reason", str(rejected))
+        return getattr(rejected, "reason", str(rejected)), getattr(rejected, "detail", None)
     return None
 
 
@@ -256,8 +282,8 @@ class _Progress:
         self.bar.close()
 
 
-def load_validator(spec: str | None) -> Validator | None:
-    """"module:function" -> the function; JSON-serialisable, so it can key the shard cache."""
+def load_validator(spec: str | None):
+    """"module:name" -> that function (or schema); JSON-serialisable, so it can key the shard cache."""
     if spec is None:
         return None
     module, _, name = spec.partition(":")
@@ -265,29 +291,36 @@ def load_validator(spec: str | None) -> Validator | None:
 
 
 def answer_requests(requests: pl.DataFrame, llm: dict, cassette_digest: str | None, what: str = "llm",
-                    validator: str | None = None, reask: int = 0) -> pl.DataFrame:
+                    validator: str | None = None, reask: int = 0, schema: str | None = None) -> pl.DataFrame:
     """Shard function for `runtime.shards.map_shards`. `cassette_digest` only keys the shard cache:
-    a replayed answer is stale once the cassette changes. `what` names the progress line."""
-    return Gateway(LLMParams(**llm), progress_label=what).complete(requests, load_validator(validator), reask)
+    a replayed answer is stale once the cassette changes. `what` names the progress line;
+    `validator` and `schema` are "module:name" of the format check and of the answer's JSON Schema."""
+    return Gateway(LLMParams(**llm), progress_label=what).complete(requests, load_validator(validator), reask,
+                                                                    load_validator(schema))
 
 
 def shard_settings(params: LLMParams, **stage) -> dict:
     """Settings for `answer_requests`: the LLM params plus, in replay, the cassette's digest, plus
-    the stage's `what`, `validator` and `reask`."""
+    the stage's `what`, `validator`, `reask` and `schema`."""
     cassette = Path(params.cassette)
     digest = hashlib.sha256(cassette.read_bytes()).hexdigest() if params.mode == "replay" and cassette.exists() \
         else None
     return {"llm": params.model_dump(), "cassette_digest": digest, **stage}
 
 
-def usage(stage: str, responses: pl.DataFrame) -> pl.DataFrame:
-    """LLM_USAGE for one stage: per model, requests, live calls, retries, re-asks, failures, tokens, cost."""
+def usage(stage: str, responses: pl.DataFrame, params: LLMParams) -> pl.DataFrame:
+    """LLM_USAGE for one stage: per model, requests, live calls, retries, re-asks, failures, tokens,
+    cost, and the calls to a model nobody prices (the report lists such models once)."""
+    live = params.mode != "replay"
+    unpriced = [m for m in responses["model"].unique().sort() if pricing.known_price(params, m, live) is None]
     table = responses.group_by("model").agg(
         requests=pl.len(), live_calls=(pl.col("source") == "live").sum(), retries=pl.col("retries").sum(),
         reasks=(pl.col("attempts") - 1).clip(lower_bound=0).sum(),
         failed=(pl.col("error").is_not_null() | pl.col("format_error").is_not_null()).sum(),
         prompt_tokens=pl.col("prompt_tokens").sum(), completion_tokens=pl.col("completion_tokens").sum(),
-        cost_usd=pl.col("cost_usd").sum()).with_columns(stage=pl.lit(stage)).sort("model")
+        cost_usd=pl.col("cost_usd").sum(),
+        unpriced_calls=pl.col("model").is_in(unpriced).sum(),
+    ).with_columns(stage=pl.lit(stage)).sort("model")
     return tables.conform(table, tables.LLM_USAGE)
 
 

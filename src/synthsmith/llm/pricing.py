@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-import os
 from dataclasses import dataclass
 from functools import cache
 
 from synthsmith.contract.params import LLMParams
 from synthsmith.llm.answers import count_tokens
-
-log = logging.getLogger(__name__)
+from synthsmith.llm.transport import load_litellm
 
 
 @dataclass(frozen=True)
@@ -25,23 +22,24 @@ class Price:
 def price(params: LLMParams, model: str, live: bool) -> Price:
     """The override when both prices are set; otherwise litellm's map in live runs (importing
     litellm costs seconds, so replay uses overrides only) and 0 for a model nobody prices."""
+    return known_price(params, model, live) or Price(0.0, 0.0)
+
+
+def known_price(params: LLMParams, model: str, live: bool) -> Price | None:
+    """None for a model nobody prices: its calls count as $0, and the report lists it once."""
     override = params.model(model)
     if override.input_usd_per_mtok is not None and override.output_usd_per_mtok is not None:
         return Price(override.input_usd_per_mtok / 1e6, override.output_usd_per_mtok / 1e6)
-    return _litellm_price(model) if live else Price(0.0, 0.0)
+    return _litellm_price(model) if live else None
 
 
 @cache
-def _litellm_price(model: str) -> Price:
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
-
+def _litellm_price(model: str) -> Price | None:
+    litellm = load_litellm()
     try:
         prompt_cost, completion_cost = litellm.cost_per_token(model=model, prompt_tokens=1, completion_tokens=1)
     except Exception:  # noqa: BLE001 - litellm raises a bare Exception for a model it does not price
-        log.warning("no price for model %s (set llm.models.%s.input_usd_per_mtok / output_usd_per_mtok); "
-                    "its calls count as $0", model, model)
-        return Price(0.0, 0.0)
+        return None
     return Price(float(prompt_cost), float(completion_cost))
 
 

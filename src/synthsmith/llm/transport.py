@@ -97,14 +97,22 @@ class OpenAITransport:
         await self.session.close()
 
 
+def load_litellm():
+    """litellm, imported on first use (seconds: only live runs pay it), its price map read from the
+    package, and quiet: it prints a "Provider List" banner on stdout whenever it cannot place a
+    model, even when we only asked for a price or our own transport served the call."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True
+    return litellm
+
+
 class LiteLLMTransport:
     """litellm.acompletion with its own retries off; its exception classes sorted into ours."""
 
     def __init__(self, endpoint: EndpointParams):
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        import litellm  # slow import: only live runs pay it
-
-        self.litellm, self.endpoint, self.key = litellm, endpoint, api_key(endpoint)
+        self.litellm, self.endpoint, self.key = load_litellm(), endpoint, api_key(endpoint)
 
     async def send(self, model: str, messages: list[dict], sampling: dict) -> Reply:
         litellm = self.litellm

@@ -4,6 +4,7 @@ contract's `STAGE_OUTPUTS`), directories swapped in whole."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import uuid
 from collections.abc import Callable
@@ -12,7 +13,10 @@ from pathlib import Path
 import polars as pl
 
 from synthsmith.contract import tables
+from synthsmith.contract.funnel import zero_line
 from synthsmith.contract.params import UserError
+
+log = logging.getLogger(__name__)
 
 
 def read_table(path: str | Path, table: tables.Table) -> pl.DataFrame:
@@ -47,7 +51,8 @@ def write_tables(directory: str | Path, frames: dict[str, pl.DataFrame]) -> None
 
     The directory's name is the stage; it gets exactly the files `STAGE_OUTPUTS` declares for
     it (the report reads every stage's funnel), each conformed to its table, so nothing crosses
-    a stage boundary unchecked."""
+    a stage boundary unchecked. A stage whose funnel reached zero says so, in one warning line:
+    its (empty) tables are still written, so the run completes and the report explains it."""
     directory = Path(directory)
     declared = tables.STAGE_OUTPUTS.get(directory.name)
     if declared is None:
@@ -63,6 +68,19 @@ def write_tables(directory: str | Path, frames: dict[str, pl.DataFrame]) -> None
             frame.write_parquet(staging / f"{name}.parquet")
 
     swap_in_directory(directory, fill)
+    if "funnel" in conformed and (line := zero_line(directory.name, conformed["funnel"])):
+        _run_logger().warning("%s", line)
+
+
+def _run_logger() -> logging.Logger | logging.LoggerAdapter:
+    """Prefect's run logger inside a flow (its UI shows the line too), else this module's."""
+    from prefect import get_run_logger
+    from prefect.exceptions import MissingContextError
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return log
 
 
 def swap_in_directory(directory: str | Path, fill: Callable[[Path], None]) -> None:

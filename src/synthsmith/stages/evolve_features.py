@@ -12,18 +12,24 @@ from collections import Counter
 import polars as pl
 
 from synthsmith.contract import tables
-from synthsmith.llm.answers import json_object, parse_answers
-
-
-def check_evolution(content: str) -> dict:
-    """The format check the gateway re-asks on."""
-    return json_object(content)
 from synthsmith.contract.params import EvolveFeaturesParams
 from synthsmith.contract.values import BREADTH, DEPTH
+from synthsmith.llm.answers import json_object, parse_answers
 from synthsmith.llm.prompts import render
 from synthsmith.llm.requests import make_request
 from synthsmith.stages.feature_tree import leaf_paths
 from synthsmith.stages.names import normalise
+
+
+def check_evolution(content: str) -> dict:
+    """The format check the gateway re-asks on."""
+    return json_object(content, '{"breadth": [{"node": "...", "siblings": [...]}], '
+                                '"depth": [{"leaf": "...", "children": [...]}]}')
+
+
+# LLM_REQUESTS plus what each request asked about (an empty pool still gives these columns)
+EVOLUTION_REQUESTS = {**tables.LLM_REQUESTS.columns, "category": pl.String, "widen": pl.List(pl.String),
+                      "deepen": pl.List(pl.String)}
 
 
 def evolution_requests(pool: pl.DataFrame, params: EvolveFeaturesParams, round_no: int) -> pl.DataFrame:
@@ -41,7 +47,7 @@ def evolution_requests(pool: pl.DataFrame, params: EvolveFeaturesParams, round_n
         rows.append(make_request(params.model, messages, temperature=params.temperature,
                                  max_tokens=params.max_tokens) | {"category": category, "widen": widen,
                                                                   "deepen": deepen})
-    return pl.DataFrame(rows)
+    return pl.DataFrame(rows, schema=EVOLUTION_REQUESTS)
 
 
 def merge_evolution(pool: pl.DataFrame, asked: pl.DataFrame, responses: pl.DataFrame,

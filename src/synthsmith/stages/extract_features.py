@@ -11,13 +11,14 @@ from synthsmith.contract import tables
 from synthsmith.contract.funnel import funnel
 from synthsmith.contract.params import ExtractFeaturesParams
 from synthsmith.contract.values import EXTRACTED
-from synthsmith.llm.answers import Rejected, between_markers, json_object
+from synthsmith.llm.answers import Rejected, marked_json_object
 from synthsmith.llm.prompts import render
 from synthsmith.llm.requests import make_request
 from synthsmith.stages.names import normalise
 
 CATEGORIES = ("programming_language", "problem_type", "algorithm", "data_structures",
               "implementation_logic", "complexity_analysis", "optimization_techniques")
+SHAPE = '{"algorithm": {"searching": ["binary search"]}, ...} with all seven categories'
 
 
 def extraction_requests(seeds: pl.DataFrame, params: ExtractFeaturesParams) -> pl.DataFrame:
@@ -43,19 +44,26 @@ def parse_extractions(seeds: pl.DataFrame, responses: pl.DataFrame) -> pl.DataFr
 
 
 def check_extraction(content: str) -> dict:
-    """The format check the gateway re-asks on (content only)."""
-    return validate_features(json_object(between_markers(content)))
+    """The format check the gateway re-asks on (content only). The markers may be left out when
+    the whole answer is the JSON object."""
+    return validate_features(marked_json_object(content, expected=SHAPE))
 
 
 def validate_features(answer: dict) -> dict[str, dict[str, list[str]]]:
     """All seven categories, each {sub-category: [leaf, ...]} of non-empty strings."""
     if set(answer) != set(CATEGORIES):
-        raise Rejected("wrong_categories")
-    for groups in answer.values():
+        missing, extra = [c for c in CATEGORIES if c not in answer], sorted(set(answer) - set(CATEGORIES))
+        found = "; ".join(part for part in (missing and f"it lacks {', '.join(missing)}",
+                                            extra and f"it has the unknown keys {', '.join(map(str, extra))}") if part)
+        raise Rejected("wrong_categories", f"the JSON object must have exactly the seven category keys "
+                                           f"{', '.join(CATEGORIES)}; {found}")
+    for category, groups in answer.items():
         if not isinstance(groups, dict) or not all(
                 isinstance(leaves, list) and all(isinstance(leaf, str) and leaf.strip() for leaf in leaves)
                 for leaves in groups.values()):
-            raise Rejected("schema_invalid")
+            raise Rejected("schema_invalid", f"each category must map sub-category names to lists of non-empty "
+                                             f'strings, like "algorithm": {{"searching": ["binary search"]}}; '
+                                             f'"{category}" does not')
     return answer
 
 

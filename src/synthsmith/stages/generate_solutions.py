@@ -37,8 +37,9 @@ def check_solution(content: str) -> tuple[str, str]:
 def parse_solutions(asked: pl.DataFrame, responses: pl.DataFrame,
                     params: GenerateSolutionsParams) -> tuple[pl.DataFrame, Counter]:
     def checked(_: dict, content: str) -> tuple[str, str]:
-        if count_tokens(content) > params.max_tokens:
-            raise Rejected("too_long")
+        tokens = count_tokens(content)
+        if tokens > params.max_tokens:
+            raise Rejected("too_long", f"the answer must fit in {params.max_tokens} tokens; it had {tokens}")
         return reasoning_and_code(content)
 
     rows, rejected = [], Counter()

@@ -21,19 +21,21 @@ from synthsmith.stages.feature_tree import sampleable_leaves
 # category is left out because every task is solved in Python anyway.
 ANCHORS = ("algorithm", "data_structures")
 PLAN_KEYS = ("feature_roles_tree", "selected_features_tree", "integration_strategy")
+PLAN_SHAPE = '{"feature_roles_tree": {...}, "selected_features_tree": {...}, "integration_strategy": "..."}'
 SIGNATURE = re.compile(r"class\s+Solution\b.*?def\s+(\w+)\s*\(\s*self", re.DOTALL)
 
 
 def sample_subtrees(pool: pl.DataFrame, params: GenerateTasksParams) -> pl.DataFrame:
     """One row per task: task_id, style, subtree_json. Task i depends only on (seed, i), so
-    lowering num_tasks keeps a prefix, and style draws use their own stream."""
+    lowering num_tasks keeps a prefix, and style draws use their own stream. An empty tree gives
+    no rows: a plan needs features to combine."""
     leaves = sorted(sampleable_leaves(pool))
     by_category: dict[str, list[str]] = {}
     for path in leaves:
         by_category.setdefault(path.split("/")[0], []).append(path)
     styles = [s for s in STATEMENT_STYLES if s in params.style_mix]
     rows = []
-    for i in range(params.num_tasks):
+    for i in range(params.num_tasks if leaves else 0):
         rng = random.Random(f"{params.seed}:subtree:{i}")
         chosen = {rng.choice(by_category[c]) for c in ANCHORS if by_category.get(c)}
         rest = [p for p in leaves if p not in chosen]
@@ -87,18 +89,25 @@ def check_plan(content: str) -> dict:
 
 
 def _valid_plan(_: dict, content: str) -> dict:
-    plan = json_object(content)
-    if any(key not in plan for key in PLAN_KEYS):
-        raise Rejected("missing_keys")
+    plan = json_object(content, PLAN_SHAPE)
+    missing = [key for key in PLAN_KEYS if key not in plan]
+    if missing:
+        raise Rejected("missing_keys", f"the JSON object must have the three keys {', '.join(PLAN_KEYS)}; "
+                                       f"it lacks {', '.join(missing)}")
     selected = plan["selected_features_tree"]
     if not isinstance(selected, dict) or not all(
             isinstance(groups, dict) and all(isinstance(leaves, list) and all(isinstance(leaf, str) for leaf in leaves)
                                              for leaves in groups.values()) for groups in selected.values()):
-        raise Rejected("schema_invalid")
-    if sum(len(v) for groups in selected.values() for v in groups.values()) < 2:
-        raise Rejected("too_few_selected")
+        raise Rejected("schema_invalid", 'selected_features_tree must map each category to {sub-category: [leaf, '
+                                         '...]}, with the chosen leaves as lists of strings, like {"algorithm": '
+                                         '{"searching": ["binary search"]}}')
+    chosen = sum(len(v) for groups in selected.values() for v in groups.values())
+    if chosen < 2:
+        raise Rejected("too_few_selected", f"selected_features_tree must keep at least two leaf features; "
+                                           f"it kept {chosen}")
     if not isinstance(plan["integration_strategy"], str) or not plan["integration_strategy"].strip():
-        raise Rejected("schema_invalid")
+        raise Rejected("schema_invalid", "integration_strategy must be a non-empty string: a paragraph on how the "
+                                         "chosen features work together")
     return plan
 
 
@@ -121,23 +130,27 @@ def parse_tasks(plans: pl.DataFrame, responses: pl.DataFrame,
 
 def _task(plan: dict, content: str, params: GenerateTasksParams) -> dict:
     if not content or not content.strip():
-        raise Rejected("empty_answer")
+        raise Rejected("empty_answer", "the answer must be the problem statement; it was empty")
     statement = content.strip()
     title = next((line[2:].strip() for line in statement.splitlines() if line.startswith("# ")), None)
     if title is None:
-        raise Rejected("no_title")
+        raise Rejected("no_title", 'the statement must have a title line starting with "# "; it had none')
     entry_point = None
     if plan["style"] == LEETCODE:
         signature = SIGNATURE.search(statement)
         if signature is None:
-            raise Rejected("missing_signature")
+            raise Rejected("missing_signature", "a LeetCode-style statement must include starter code with "
+                                                "`class Solution:` and a method `def name(self, ...)`; it had none")
         entry_point = f"Solution.{signature.group(1)}"
     lowered = statement.lower()
-    if any(" " in f and f.split("/")[-1] in lowered for f in plan["features"]):
-        raise Rejected("names_its_technique")
+    named = [f.split("/")[-1] for f in plan["features"] if " " in f and f.split("/")[-1] in lowered]
+    if named:
+        raise Rejected("names_its_technique", f"the statement must not name the techniques its solution needs; "
+                                              f"it names {', '.join(named)}")
     tokens = count_tokens(statement)
     if tokens < params.min_tokens:
-        raise Rejected("too_short")
+        raise Rejected("too_short", f"the statement must be at least {params.min_tokens} tokens long; "
+                                    f"it had {tokens}")
     return {"task_id": plan["task_id"], "style": plan["style"], "title": title, "statement": statement,
             "entry_point": entry_point, "features": plan["features"],
             "integration_strategy": plan["integration_strategy"], "tokens": tokens}

@@ -55,9 +55,13 @@ def check_test_cases(content: str) -> list:
 
 
 def _test_cases(_: dict, content: str) -> list:
-    cases = json_object(content).get("test_cases")
+    answer = json_object(content, TESTS_SHAPE)
+    cases = answer.get("test_cases")
     if not isinstance(cases, list):
-        raise Rejected("no_test_cases")
+        found = "no such key" if cases is None else f"a {type(cases).__name__} there"
+        raise Rejected("no_test_cases", f'the JSON object must have the key "test_cases" holding a list of '
+                                        f'{{"idx", "description", "input_string"}} objects; it had {found} '
+                                        f"(keys: {', '.join(map(str, answer))})")
     return cases
 
 
@@ -72,6 +76,7 @@ def json_lines(text: str) -> bool:
 
 
 GENERATORS = {PROMPT: (prompt_requests, parse_prompt_inputs)}
+TESTS_SHAPE = '{"test_cases": [{"idx": 1, "description": "...", "input_string": "..."}]}'
 
 
 def weigh(inputs: pl.DataFrame, generator: str, weighting: str) -> tuple[pl.DataFrame, int]:

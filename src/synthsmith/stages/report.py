@@ -59,12 +59,15 @@ def task_set_metrics(tasks: pl.DataFrame, verdicts: pl.DataFrame, dropped: pl.Da
 
 
 def llm_metrics(usage: pl.DataFrame) -> dict:
-    """Per stage and model: requests, live calls, retries, re-asks, failures, tokens, cost; and totals."""
+    """Per stage and model: requests, live calls, retries, re-asks, failures, tokens, cost; totals; and
+    the models nobody prices."""
     numbers = [c for c in usage.columns if c not in ("stage", "model")]
     per_call = {f"{r['stage']}/{r['model']}": {c: (round(r[c], 6) if c == "cost_usd" else r[c]) for c in numbers}
                 for r in usage.sort("stage", "model").iter_rows(named=True)}
     totals = {c: (round(float(usage[c].sum()), 6) if c == "cost_usd" else int(usage[c].sum())) for c in numbers}
-    return {"by_stage_and_model": per_call, "total": totals}
+    unpriced = dict(usage.filter(pl.col("unpriced_calls") > 0).group_by("model").agg(pl.col("unpriced_calls").sum())
+                    .sort("model").iter_rows())
+    return {"by_stage_and_model": per_call, "total": totals, "unpriced_models": unpriced}
 
 
 def _shares(counts: dict[str, int]) -> dict[str, float]:

@@ -38,8 +38,8 @@ def train_sft(params: TrainSftParams, base: str | Path, data: str | Path, out: s
     from trl import SFTTrainer
 
     set_seed(params.seed)  # before peft draws the adapter's initial weights
+    dataset = sft_dataset(read_train_split(data))  # before loading the model: an empty split fails fast
     model, tokenizer = load_checkpoint(base, "float32", params.device)
-    dataset = sft_dataset(read_train_split(data))
     with tempfile.TemporaryDirectory(prefix="train_sft-") as scratch:
         trainer = SFTTrainer(model=model, args=sft_config(params, scratch), train_dataset=dataset,
                              processing_class=tokenizer, peft_config=lora_config(params.lora))
@@ -58,9 +58,10 @@ def train_rl(params: TrainRlParams, start: str | Path, data: str | Path, out: st
     from trl import GRPOTrainer
 
     set_seed(params.seed)
+    rows = read_train_split(data)
     model, tokenizer = load_checkpoint(start, "float32", params.device)
     tokenizer.padding_side = "left"  # GRPO generates from left-padded prompts
-    dataset, too_long = rl_dataset(read_train_split(data), tokenizer, params.max_prompt_length)
+    dataset, too_long = rl_dataset(rows, tokenizer, params.max_prompt_length)
     with tempfile.TemporaryDirectory(prefix="train_rl-") as scratch:
         trainer = GRPOTrainer(model=model, reward_funcs=reward,
                               args=grpo_config(params, scratch), train_dataset=dataset,
@@ -80,7 +81,9 @@ def read_train_split(path: str | Path):
     elif "extra_info" in frame.columns:
         frame = frame[[(info or {}).get("split", TRAIN_SPLIT) == TRAIN_SPLIT for info in frame["extra_info"]]]
     if frame.empty:
-        raise UserError(f"{path}: no rows in the {TRAIN_SPLIT!r} split to train on; rebuild it with `dvc repro export`")
+        raise UserError(f"{path}: no rows in the {TRAIN_SPLIT!r} split to train on: the data stages exported no "
+                        "training task (`dvc repro report` prints where the funnel reached zero; "
+                        "reports/metrics.json has every stage's counts)")
     return frame.reset_index(drop=True)
 
 
