@@ -19,6 +19,8 @@ request's own, else 0) so a rerun against the same server and prompts asks the s
 Printed per kind: asked, parsed first try, parsed after one re-ask, the first-try rejection
 reasons (most frequent first) and those left after the re-ask, mean completion tokens, seconds.
 `--dump answers.jsonl` keeps each final answer (the re-ask's when there was one) to read.
+`--json-output json_object` (llama.cpp, vLLM) or `json_schema` (OpenAI) has the server keep the
+JSON-speaking kinds to their stage's schema, as `llm.models.<model>.json_output` does in a run.
 """
 
 from __future__ import annotations
@@ -36,11 +38,15 @@ from types import SimpleNamespace
 import polars as pl
 
 from synthsmith.contract.params import LLMParams
+from synthsmith.contract.values import JSON_OUTPUTS
 from synthsmith.llm.answers import Rejected
 from synthsmith.llm.gateway import Gateway, load_validator
 from synthsmith.llm.requests import make_request
-from synthsmith.stages import generate_tasks
+from synthsmith.stages import answer_schemas, generate_tasks
 
+# The JSON Schema its flow passes, per kind that answers in JSON (sent with --json-output).
+SCHEMAS = {"feature extraction": "FEATURES", "feature evolution": "EVOLUTION", "task plan": "PLAN",
+           "test inputs": "TEST_CASES"}
 # (kind, prompt prefix or marker, the validator its flow passes; None: parsed after the call)
 KINDS = (
     ("feature extraction", "## Reference solution", "synthsmith.stages.extract_features:check_extraction"),
@@ -122,7 +128,8 @@ def run_kind(gateway: Gateway, kind: str, validator_spec: str | None, entries: l
         else:
             check, reask = load_validator(validator_spec), 1
             validator = recording(check, seen)
-        row = gateway.complete(pl.DataFrame([request]), validator, reask).row(0, named=True)
+        schema = getattr(answer_schemas, SCHEMAS[kind]) if kind in SCHEMAS else None
+        row = gateway.complete(pl.DataFrame([request]), validator, reask, schema).row(0, named=True)
         if dump is not None:
             dump.write(json.dumps({"kind": kind, "attempts": row["attempts"], "format_error": row["format_error"],
                                    "content": row["content"], "error": row["error"]}) + "\n")
@@ -169,6 +176,8 @@ def main() -> None:
     parser.add_argument("--kinds", default=None, help="comma-separated subset of kinds (default: all)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per call")
     parser.add_argument("--dump", type=Path, default=None, help="write every answer here (JSONL) to read them")
+    parser.add_argument("--json-output", default="off", choices=JSON_OUTPUTS,
+                        help="constrain JSON answers to the stage's schema on the server (llm.models.<m>.json_output)")
     args = parser.parse_args()
     picked = pick_requests(args.cassette, args.per_kind)
     wanted = set(args.kinds.split(",")) if args.kinds else None
@@ -177,11 +186,12 @@ def main() -> None:
         params = LLMParams(mode="live", cache_dir=str(Path(scratch) / "llm-cache"), progress=False, max_retries=1,
                            endpoints={"default": {"api_base": args.api_base, "concurrency": 1,
                                                   "timeout_s": args.timeout}},
-                           models={model: {"input_usd_per_mtok": 0, "output_usd_per_mtok": 0}
+                           models={model: {"input_usd_per_mtok": 0, "output_usd_per_mtok": 0,
+                                           "json_output": args.json_output}
                                    for model in {args.model or e["model"] for es in picked.values() for e in es}})
         gateway = Gateway(params, project_root=scratch, progress_label="format bench", use_cache=False)
         print(f"cassette {args.cassette}, up to {args.per_kind} requests per kind, max_tokens <= {args.max_tokens}, "
-              f"seed = the request's or 0, api_base {args.api_base}", flush=True)
+              f"seed = the request's or 0, api_base {args.api_base}, json_output {args.json_output}", flush=True)
         results = []
         for kind, _, validator_spec in KINDS:
             if wanted and kind not in wanted:

@@ -28,17 +28,7 @@ from pipeline_helpers import copy_project, run_data_flows  # noqa: E402
 from synthsmith.contract import tables  # noqa: E402
 from synthsmith.contract.funnel import STAGE_UNITS, balanced  # noqa: E402
 from synthsmith.runtime.io import read_table  # noqa: E402
-
-# What misbehaving models send, for prompts that ask for JSON and for prompts that ask for code alike.
-JUNK = {
-    "empty": "",
-    "prose": "I am sorry, but I am not able to help with that. Could you tell me more about the problem?",
-    "partial_json": '{"algorithm": {"searching": ["binary search on the ans',
-    "invalid_json": '{"breadth": [{"node": algorithm/graph, "siblings": [,]}], "depth": }',
-    "code_for_json": "Here is the code:\n```python\nn = int(input())\nprint(n * 2)\n```",
-    "json_for_code": '{"solution": "print(1)", "reasoning": "simple"}',
-    "oversized": "lorem ipsum " * 40_000,
-}
+from tools.stub_server import JUNK  # noqa: E402
 
 
 class JunkServer:

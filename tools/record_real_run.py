@@ -32,13 +32,13 @@ RUN_DIR = Path("data/shipped/smollm2")
 MODEL = "smollm2-135m-instruct"
 LLM_STAGES = ("extract_features", "evolve_features", "generate_tasks", "generate_tests", "generate_solutions")
 STAGES = ("seeds", *LLM_STAGES, "execute", "verify", "export", "report")
-# A small run: 3 seeds, one evolution round, 4 tasks, 4 candidates each, answers capped at 768 tokens;
+# A small run: 3 seeds, one evolution round, 8 tasks, 4 candidates each, answers capped at 768 tokens;
 # JSON answers constrained by the server to each stage's schema (a 135M model rarely closes one otherwise).
 RUN = {
     "seeds": {"limit": 3},
     "extract_features": {"model": MODEL, "max_tokens": 512},
     "evolve_features": {"model": MODEL, "max_tokens": 512, "rounds": 1},
-    "generate_tasks": {"planner_model": MODEL, "writer_model": MODEL, "max_tokens": 768, "num_tasks": 4},
+    "generate_tasks": {"planner_model": MODEL, "writer_model": MODEL, "max_tokens": 768, "num_tasks": 8},
     "generate_tests": {"model": MODEL, "max_tokens": 768, "num_inputs": 4},
     "generate_solutions": {"models": [MODEL], "samples_per_model": 4, "max_tokens": 768},
     "verify": {"strong_model": MODEL},

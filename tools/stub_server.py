@@ -54,6 +54,30 @@ _ERRORS = {
 }
 
 
+# What misbehaving models send, for prompts that ask for JSON and for prompts that ask for code alike
+# (`python -m tools.stub_server --junk` answers with them in turn; tests/test_robustness.py).
+JUNK = {
+    "empty": "",
+    "prose": "I am sorry, but I am not able to help with that. Could you tell me more about the problem?",
+    "partial_json": '{"algorithm": {"searching": ["binary search on the ans',
+    "invalid_json": '{"breadth": [{"node": algorithm/graph, "siblings": [,]}], "depth": }',
+    "code_for_json": "Here is the code:\n```python\nn = int(input())\nprint(n * 2)\n```",
+    "json_for_code": '{"solution": "print(1)", "reasoning": "simple"}',
+    "oversized": "lorem ipsum " * 40_000,
+}
+
+
+def junk_in_turn() -> Responder:
+    """Each model's requests answered with the next kind of `JUNK`, in turn."""
+    asked: dict[str, int] = {}
+
+    def respond(model: str, messages: list[dict], sampling: dict) -> str:
+        asked[model] = asked.get(model, 0) + 1
+        return list(JUNK.values())[(asked[model] - 1) % len(JUNK)]
+
+    return respond
+
+
 def count_tokens(content: object) -> int:
     """Whitespace-separated words: crude, but it gives cost accounting realistic, checkable numbers."""
     if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}, ...]
@@ -194,15 +218,17 @@ class StubServer:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Serve a fixed answer in this process (for benchmarks that keep the server off the client's cores)."""
+    """Serve a fixed answer (for benchmarks that keep the server off the client's cores), or junk."""
     parser = argparse.ArgumentParser(prog="python -m tools.stub_server", description=main.__doc__)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds every response waits")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--answer", default="stub answer", help="the content of every completion")
+    parser.add_argument("--junk", action="store_true", help="answer each model with the kinds of JUNK in turn")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill (TERM) exits cleanly, like Ctrl-C
-    with StubServer(lambda model, messages, sampling: args.answer, host=args.host, port=args.port,
+    respond = junk_in_turn() if args.junk else (lambda model, messages, sampling: args.answer)
+    with StubServer(respond, host=args.host, port=args.port,
                     latency_s=args.latency, record_requests=False) as server:
         print(json.dumps({"api_base": server.api_base}), flush=True)
         try:
