@@ -128,5 +128,7 @@ def test_dvc_repro_against_a_model_that_only_answers_junk_completes_and_says_whe
 
     assert training.returncode == 2
     lines = [line for line in training.stderr.splitlines() if line.strip()]
-    assert "Traceback" not in training.stderr and lines[-1].startswith("error: data/export/sft.parquet: no rows"), \
-        training.stderr[-2000:]
+    reported = next(line for line in output.splitlines() if stopped in line)
+    said = reported[reported.index("the funnel reached zero at"):]
+    assert "Traceback" not in training.stderr and lines[-1].startswith("error: data/export/sft.parquet: no rows") \
+        and lines[-1].endswith(said), training.stderr[-2000:]  # train_sft says where, as report did

@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from synthsmith.contract import tables
-from synthsmith.contract.funnel import zero_line
+from synthsmith.contract.funnel import STAGE_UNITS, first_zero, zero_line
 from synthsmith.contract.params import UserError
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,19 @@ def swap_in_directory(directory: str | Path, fill: Callable[[Path], None]) -> No
         staging.rename(directory)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def where_the_funnel_stopped(root: str | Path = ".") -> str | None:
+    """The line `report` ends with when a run's funnel reached zero, from the stages' funnels as
+    they are now (for a message only: a stage that reads them has them as no dep)."""
+    frames = []
+    for stage in STAGE_UNITS:
+        try:
+            frames.append(tables.conform(pl.read_parquet(Path(root) / "data" / stage / "funnel.parquet"),
+                                         tables.FUNNEL))
+        except (OSError, pl.exceptions.PolarsError, tables.ContractError):
+            continue
+    return first_zero(pl.concat(frames)) if frames else None
 
 
 def write_json(path: str | Path, value: dict) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from synthsmith.contract.params import LoraParams, TrainRlParams, TrainSftParams, UserError
+from synthsmith.runtime.io import where_the_funnel_stopped
 from synthsmith.train.models import load_checkpoint, pick_device, save_checkpoint
 
 TRAIN_SPLIT = "train"
@@ -81,9 +82,10 @@ def read_train_split(path: str | Path):
     elif "extra_info" in frame.columns:
         frame = frame[[(info or {}).get("split", TRAIN_SPLIT) == TRAIN_SPLIT for info in frame["extra_info"]]]
     if frame.empty:
-        raise UserError(f"{path}: no rows in the {TRAIN_SPLIT!r} split to train on: the data stages exported no "
-                        "training task (`dvc repro report` prints where the funnel reached zero; "
-                        "reports/metrics.json has every stage's counts)")
+        stopped = where_the_funnel_stopped()
+        raise UserError(f"{path}: no rows in the {TRAIN_SPLIT!r} split to train on: " + (
+            f"the funnel reached zero at {stopped}" if stopped else
+            "the data stages exported no training task (reports/metrics.json has every stage's counts)"))
     return frame.reset_index(drop=True)
 
 
