@@ -2,6 +2,7 @@
 golden solutions are right, and how many tasks each method keeps.
 
     python benchmarks/verify_quality.py [--ns 4,8,16] [--replicates 8] [--seed 0] [--mix repeated]
+        [--adaptive 4,4,32]
 
 (from the project root, in the project's venv). The first run executes ~20k sandbox jobs (two to
 five minutes on 2 cores, mostly mutants that crash or loop); the results are cached in
@@ -49,6 +50,11 @@ Columns:
   keep|plur:  kept among the tasks whose correct candidates hold a plurality, i.e. there are
               more correct candidates than candidates in any group of wrong candidates with
               identical outputs on every input (the tasks a verifier can hope to keep).
+`--adaptive FIRST,STEP,MOST` also simulates candidates in rounds (issue 16): every task's pool is
+MOST candidates in drawn order; strict sees the first FIRST, and a task it leaves undecided
+(weak or contested consensus, no passing or only degenerate candidates) sees STEP more, up to
+MOST. Printed: golden precision, keep, keep|plur against the plurality in the whole pool, and the
+candidates a task used on average.
 `vote acc` per n is the plain per-input plurality vote's accuracy over all inputs without a tie
 (the paper's "labeling accuracy": 94.4/94.7/95.1% at n=4/8/16 on TACO).
 """
@@ -457,6 +463,36 @@ def score(verdicts: pl.DataFrame, truth: pl.DataFrame, canonical: dict, pluralit
             "kept": kept.height, "tasks": verdicts.height}
 
 
+# Outcomes of strict that more candidates can change (the evidence is thin), in the adaptive scheme;
+# every other discard is final.
+UNDECIDED = ("weak_consensus", "contested_consensus", "no_passing_candidate", "degenerate_outputs")
+
+
+def adaptive(programs: dict[str, dict], args, first: int, step: int, most: int) -> dict:
+    """Rounds of candidates, simulated: each task's pool is `most` candidates in drawn order; strict
+    sees the first `first`, and a task it leaves undecided sees `step` more, until `most`."""
+    runs, tests, truth = build_tasks(programs, most, args.replicates, args.seed, args.mix)
+    canonical = {(f"{pid}#{r}", f"x{k:02d}"): out for pid, p in programs.items() for r in range(args.replicates)
+                 for k, (_, out) in enumerate(p["outputs"][CANONICAL])}
+    plurality = plurality_tasks(runs, truth)  # in the whole pool: what a verifier with every candidate could keep
+    index = pl.col("solution_id").str.slice(1).cast(pl.Int64)
+    decided, used = {}, {}
+    for seen in range(first, most + 1, step):
+        open_tasks = [t for t in truth["task_id"].unique() if t not in decided]
+        if not open_tasks:
+            break
+        verdicts = verify(runs.filter(pl.col("task_id").is_in(open_tasks) & (index < seen)),
+                          tests.filter(pl.col("task_id").is_in(open_tasks)), seed=args.seed, method="strict")[0]
+        for row in verdicts.iter_rows(named=True):
+            used[row["task_id"]] = min(seen, truth.filter(pl.col("task_id") == row["task_id"]).height)
+            if row["kept"] or row["reason"] not in UNDECIDED or seen + step > most:
+                decided[row["task_id"]] = row
+    verdicts = pl.DataFrame(list(decided.values()), infer_schema_length=None).select(
+        "task_id", "kept", "golden_solution_id", "golden_tests")
+    result = score(verdicts, truth, canonical, plurality)
+    return result | {"mean_candidates": sum(used.values()) / len(used)}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ns", default="4,8,16")
@@ -465,6 +501,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--methods", default="vote+best,paper,strict")
     parser.add_argument("--mix", choices=["distinct", "repeated"], default="distinct",
                         help="wrong candidates: distinct mutants (default) or Zipf draws with repeats (stress)")
+    parser.add_argument("--adaptive", default=None, metavar="FIRST,STEP,MOST",
+                        help="also simulate candidates in rounds, e.g. 4,4,32 (strict on each prefix)")
     args = parser.parse_args(argv)
     programs = build_programs(args.seed)
     n_mutants = sum(len(p["outputs"]) - 1 for p in programs.values())
@@ -492,6 +530,13 @@ def main(argv: list[str] | None = None) -> dict:
                   f"{s['keep_plur']:>9.1%}  {s['kept']}/{s['tasks']}")
         print(f"{n:>3} plain vote acc {vote_accuracy(runs, canonical):.1%}; "
               f"{len(plurality)}/{truth['task_id'].n_unique()} tasks with a correct plurality")
+    if args.adaptive:
+        first, step, most = (int(x) for x in args.adaptive.split(","))
+        s = adaptive(programs, args, first, step, most)
+        results[("adaptive", "strict")] = s
+        print(f"adaptive strict, {first} first, +{step} a round while undecided, up to {most}: "
+              f"golden prec {s['golden_prec']:.1%}, keep {s['keep']:.1%}, keep|plur {s['keep_plur']:.1%}, "
+              f"{s['mean_candidates']:.2f} candidates per task on average ({s['kept']}/{s['tasks']} kept)")
     return results
 
 
