@@ -40,7 +40,7 @@ import polars as pl
 from synthsmith.contract.params import LLMParams
 from synthsmith.contract.values import JSON_OUTPUTS
 from synthsmith.llm.answers import Rejected
-from synthsmith.llm.gateway import Gateway, load_validator
+from synthsmith.llm.gateway import Gateway, load_named
 from synthsmith.llm.requests import make_request
 from synthsmith.stages import answer_schemas, generate_tasks
 
@@ -126,7 +126,7 @@ def run_kind(gateway: Gateway, kind: str, validator_spec: str | None, entries: l
             check, reask = statement_check(entry["messages"][0]["content"], min_tokens), 0
             validator = None
         else:
-            check, reask = load_validator(validator_spec), 1
+            check, reask = load_named(validator_spec), 1
             validator = recording(check, seen)
         schema = getattr(answer_schemas, SCHEMAS[kind]) if kind in SCHEMAS else None
         row = gateway.complete(pl.DataFrame([request]), validator, reask, schema).row(0, named=True)

@@ -34,11 +34,11 @@ def evolve_features_flow(params_path: str = "params.yaml") -> None:
         get_run_logger().info("round %d: %d nodes in the tree (%s)", round_no, pool.height, dict(round_counts))
     growth = evolve_features.growth(start, pool)
     added = {kind: counts[f"added_{kind}"] for kind in ("breadth", "depth")}
-    rejected = {f"rejected:{k}": v for k, v in sorted(counts.items()) if not k.startswith("added_")}
+    rejected = {k: v for k, v in counts.items() if not k.startswith("added_")}
     write_tables("data/evolve_features", {"pool": pool, "growth": growth,
                                           "llm_usage": usage("evolve_features", pl.concat(all_responses), params.llm),
                                           "funnel": funnel("evolve_features", start.height, pool.height,
-                                                           added=added, **rejected)})
+                                                           added=added, rejected=rejected)})
 
 
 if __name__ == "__main__":

@@ -57,8 +57,8 @@ def generate_tests_flow(params_path: str = "params.yaml") -> None:
                                          "llm_usage": usage("generate_tests", pl.concat(answers), params.llm),
                                          "funnel": funnel(
         "generate_tests", tasks.height, tasks.height - without_tests.height,
-        {"task_without_tests": without_tests.height}, tests=tests.height, **by_generator,
-        **{f"rejected:{reason}": n for reason, n in sorted((dropped + Counter(duplicate_input=duplicates)).items())})})
+        {"task_without_tests": without_tests.height}, rejected=dropped + Counter(duplicate_input=duplicates),
+        tests=tests.height, **by_generator)})
 
 
 def _asker(llm, settings: GenerateTestsParams):

@@ -7,22 +7,20 @@ from prefect import flow, get_run_logger
 
 from synthsmith.contract import metrics as metrics_contract
 from synthsmith.contract import tables
-from synthsmith.contract.funnel import first_zero
+from synthsmith.contract.funnel import STAGE_UNITS, first_zero
 from synthsmith.contract.params import load_params
 from synthsmith.runtime.io import read_table, write_json
 from synthsmith.runtime.stage import run_stage
 from synthsmith.stages.feature_tree import sampleable_leaves
 from synthsmith.stages.report import metrics, plot_tables, task_set_metrics
 
-STAGES = ("seeds", "extract_features", "evolve_features", "generate_tasks", "generate_tests",
-          "generate_solutions", "execute", "verify", "export")
 LLM_STAGES = ("extract_features", "evolve_features", "generate_tasks", "generate_tests", "generate_solutions")
 
 
 @flow(name="report")
 def report_flow(params_path: str = "params.yaml") -> None:
     diversity = load_params(params_path).generate_tasks.diversity  # dvc.yaml: report reads only this key
-    funnel = pl.concat([read_table(f"data/{stage}/funnel.parquet", tables.FUNNEL) for stage in STAGES])
+    funnel = pl.concat([read_table(f"data/{stage}/funnel.parquet", tables.FUNNEL) for stage in STAGE_UNITS])
     tasks = read_table("data/generate_tasks/tasks.parquet", tables.TASKS)
     verdicts = read_table("data/verify/verdicts.parquet", tables.VERDICTS)
     growth = read_table("data/evolve_features/growth.parquet", tables.FEATURE_GROWTH)
@@ -39,7 +37,7 @@ def report_flow(params_path: str = "params.yaml") -> None:
     Path("reports/plots").mkdir(parents=True, exist_ok=True)
     for name, table in plots.items():
         table.write_csv(f"reports/plots/{name}.csv")
-    if unpriced := report.llm.unpriced_models if report.llm else []:
+    if unpriced := report.llm.unpriced_models if report.llm else {}:
         get_run_logger().warning("no price for model(s) %s: their %d calls count as $0 (set llm.models.<model>."
                                  "input_usd_per_mtok and output_usd_per_mtok)", ", ".join(unpriced),
                                  sum(unpriced.values()))

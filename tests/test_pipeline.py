@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow  # the flows and `dvc repro` end to end on a real 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 
-from pipeline_helpers import copy_project, run_data_flows  # noqa: E402
+from tools.project_copy import copy_project, run_data_flows  # noqa: E402
 
 
 @pytest.fixture

@@ -16,11 +16,10 @@ ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / "data/shipped/smollm2"
 sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 
-from pipeline_helpers import copy_project, run_data_flows  # noqa: E402
-
 from synthsmith.contract import tables  # noqa: E402
 from synthsmith.contract.funnel import balanced  # noqa: E402
 from synthsmith.runtime.io import read_table  # noqa: E402
+from tools.project_copy import copy_project, run_data_flows  # noqa: E402
 from tools.record_real_run import LLM_STAGES, MODEL, funnel_summary  # noqa: E402
 
 

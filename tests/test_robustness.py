@@ -23,11 +23,10 @@ pytestmark = pytest.mark.slow  # the flows and `dvc repro` on a real Prefect ser
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 
-from pipeline_helpers import copy_project, run_data_flows  # noqa: E402
-
 from synthsmith.contract import tables  # noqa: E402
 from synthsmith.contract.funnel import STAGE_UNITS, balanced  # noqa: E402
 from synthsmith.runtime.io import read_table  # noqa: E402
+from tools.project_copy import copy_project, run_data_flows  # noqa: E402
 from tools.stub_server import JUNK  # noqa: E402
 
 

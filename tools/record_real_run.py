@@ -15,11 +15,9 @@ funnel.json (each stage's funnel and LLM usage, which the replay test checks).
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -28,10 +26,14 @@ import polars as pl
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
+
+from synthsmith.contract.funnel import STAGE_UNITS  # noqa: E402
+from tools.project_copy import copy_project, run_data_flows  # noqa: E402
+
 RUN_DIR = Path("data/shipped/smollm2")
 MODEL = "smollm2-135m-instruct"
 LLM_STAGES = ("extract_features", "evolve_features", "generate_tasks", "generate_tests", "generate_solutions")
-STAGES = ("seeds", *LLM_STAGES, "execute", "verify", "export", "report")
 # A small run: 3 seeds, one evolution round, 8 tasks, 4 candidates each, answers capped at 768 tokens;
 # JSON answers constrained by the server to each stage's schema (a 135M model rarely closes one otherwise).
 RUN = {
@@ -61,7 +63,7 @@ def run_params(api_base: str | None, mode: str, cache_dir: str) -> dict:
 def funnel_summary(project: Path) -> dict:
     """Per stage: its funnel counts and, for LLM stages, requests, re-asks and answers still failing."""
     summary = {}
-    for stage in STAGES[:-1]:
+    for stage in STAGE_UNITS:
         counts = dict(pl.read_parquet(project / f"data/{stage}/funnel.parquet").select("metric", "value").iter_rows())
         usage_path = project / f"data/{stage}/llm_usage.parquet"
         if usage_path.exists():
@@ -77,16 +79,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="record-real-") as scratch:
         project = Path(scratch) / "project"
-        listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
-                                capture_output=True, text=True).stdout.split()
-        for name in listed:
-            if (ROOT / name).is_file() and not name.startswith(str(RUN_DIR)):
-                (project / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(ROOT / name, project / name)
-        (project / RUN_DIR).mkdir(parents=True, exist_ok=True)
+        copy_project(project)
+        (project / RUN_DIR / "cassette.jsonl").unlink(missing_ok=True)  # record mode appends: start empty
         recording = run_params(args.api_base, "record", f"{scratch}/llm-cache")  # a fresh cache: every call live
         (project / "params.yaml").write_text(yaml.safe_dump(recording, sort_keys=False))
-        _run_flows(project)
+        os.chdir(project)  # the flows read and write the copy's data/
+        run_data_flows()
         (ROOT / RUN_DIR).mkdir(parents=True, exist_ok=True)
         shutil.copy2(project / RUN_DIR / "cassette.jsonl", ROOT / RUN_DIR / "cassette.jsonl")
         replay = run_params(None, "replay", ".synthsmith/llm-cache")
@@ -97,15 +95,6 @@ def main() -> None:
         summary = funnel_summary(project)
         (ROOT / RUN_DIR / "funnel.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(json.dumps(summary, indent=1))
-
-
-def _run_flows(project: Path) -> None:
-    """Every data stage in this process (one temporary Prefect server for all), in the copy."""
-    sys.path.insert(0, str(project))
-    os.chdir(project)
-    for stage in STAGES:
-        flow = getattr(importlib.import_module(f"flows.{stage}"), f"{stage}_flow")
-        flow("params.yaml")
 
 
 if __name__ == "__main__":

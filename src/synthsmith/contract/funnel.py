@@ -13,7 +13,7 @@ import polars as pl
 
 from synthsmith.contract import tables
 
-DROPPED, ADDED = "dropped:", "added:"
+DROPPED, ADDED, REJECTED = "dropped:", "added:", "rejected:"
 
 # Per stage, in pipeline order: what its `in` counts, what reaching `out` means, and what a zero
 # leaves the stages after it. Words for the one line that says where a run's funnel reached zero.
@@ -35,31 +35,34 @@ class UnbalancedFunnel(RuntimeError):
 
 
 def funnel(stage: str, count_in: int, count_out: int, dropped: Counter | dict | None = None,
-           added: Counter | dict | None = None, **extra: int) -> pl.DataFrame:
-    dropped = {reason: int(n) for reason, n in sorted((dropped or {}).items()) if n}
-    added = {kind: int(n) for kind, n in sorted((added or {}).items()) if n}
-    if count_in + sum(added.values()) != count_out + sum(dropped.values()):
-        raise UnbalancedFunnel(f"{stage}: {count_in} in + {sum(added.values())} added != {count_out} out + "
-                               f"{sum(dropped.values())} dropped ({dropped})")
+           added: Counter | dict | None = None, rejected: Counter | dict | None = None,
+           **extra: int) -> pl.DataFrame:
+    """`rejected`: counts in other units than `in` (answers, programs, inputs), outside the balance."""
     rows = [("in", count_in)]
-    rows += [(DROPPED + reason, n) for reason, n in dropped.items()]
-    rows += [(ADDED + kind, n) for kind, n in added.items()]
+    for prefix, counts in ((DROPPED, dropped), (ADDED, added), (REJECTED, rejected)):
+        rows += [(prefix + name, int(n)) for name, n in sorted((counts or {}).items()) if n]
     rows += [(name, n) for name, n in extra.items()]
     rows.append(("out", count_out))
-    return tables.conform(pl.DataFrame({"stage": stage, "metric": [m for m, _ in rows],
-                                         "value": [int(n) for _, n in rows]}), tables.FUNNEL)
+    frame = tables.conform(pl.DataFrame({"stage": stage, "metric": [m for m, _ in rows],
+                                          "value": [int(n) for _, n in rows]}), tables.FUNNEL)
+    if not balanced(frame):
+        dropped = {m.removeprefix(DROPPED): n for m, n in rows if m.startswith(DROPPED)}
+        added = sum(n for m, n in rows if m.startswith(ADDED))
+        raise UnbalancedFunnel(f"{stage}: {count_in} in + {added} added != {count_out} out + "
+                               f"{sum(dropped.values())} dropped ({dropped})")
+    return frame
 
 
 def balanced(frame: pl.DataFrame) -> bool:
     """One stage's FUNNEL rows keep in + added == out + dropped."""
-    counts = dict(frame.select("metric", "value").iter_rows())
+    counts = _counts(frame)
     moved = sum(n if m.startswith(ADDED) else -n for m, n in counts.items() if m.startswith((ADDED, DROPPED)))
     return counts["in"] + moved == counts["out"]
 
 
 def zero_line(stage: str, frame: pl.DataFrame) -> str | None:
     """Where this stage's funnel is zero, one line saying why (None when something came out)."""
-    counts = dict(frame.select("metric", "value").iter_rows())
+    counts = _counts(frame)
     if counts["out"]:
         return None
     noun, reached, consequence = STAGE_UNITS.get(stage, ("rows", "came out", "nothing for the next stage"))
@@ -68,6 +71,10 @@ def zero_line(stage: str, frame: pl.DataFrame) -> str | None:
     drops = sorted(((n, m.removeprefix(DROPPED)) for m, n in counts.items() if m.startswith(DROPPED)), reverse=True)
     why = ", ".join(f"{n} {reason}" for n, reason in drops[:4]) + (", ..." if len(drops) > 4 else "")
     return f"{stage}: 0 of {counts['in']} {noun} {reached}" + (f" ({why})" if why else "") + f"; {consequence}"
+
+
+def _counts(frame: pl.DataFrame) -> dict[str, int]:
+    return dict(frame.select("metric", "value").iter_rows())
 
 
 def first_zero(funnels: pl.DataFrame) -> str | None:

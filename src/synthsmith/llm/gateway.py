@@ -282,8 +282,9 @@ class _Progress:
         self.bar.close()
 
 
-def load_validator(spec: str | None):
-    """"module:name" -> that function (or schema); JSON-serialisable, so it can key the shard cache."""
+def load_named(spec: str | None):
+    """"module:name" -> that object (a format check, a JSON Schema); the string, not the object, goes in
+    shard settings: it is JSON-serialisable, so it can key the shard cache."""
     if spec is None:
         return None
     module, _, name = spec.partition(":")
@@ -295,8 +296,8 @@ def answer_requests(requests: pl.DataFrame, llm: dict, cassette_digest: str | No
     """Shard function for `runtime.shards.map_shards`. `cassette_digest` only keys the shard cache:
     a replayed answer is stale once the cassette changes. `what` names the progress line;
     `validator` and `schema` are "module:name" of the format check and of the answer's JSON Schema."""
-    return Gateway(LLMParams(**llm), progress_label=what).complete(requests, load_validator(validator), reask,
-                                                                    load_validator(schema))
+    return Gateway(LLMParams(**llm), progress_label=what).complete(requests, load_named(validator), reask,
+                                                                    load_named(schema))
 
 
 def shard_settings(params: LLMParams, **stage) -> dict:

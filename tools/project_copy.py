@@ -1,4 +1,5 @@
-"""Copy the project and run its data flows in-process: shared by the end-to-end tests."""
+"""Copy the project and run its data flows in-process: for the end-to-end tests and the
+real-model recording (tools/record_real_run.py)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ def copy_project(destination: Path) -> Path:
 
 
 def run_data_flows(params_path: str = "params.yaml") -> None:
+    """Every data stage's flow in this process (one Prefect server for all), in the working directory."""
     from flows import (
         evolve_features,
         execute,
@@ -44,4 +46,4 @@ def run_data_flows(params_path: str = "params.yaml") -> None:
     execute.execute_flow(params_path)
     verify.verify_flow(params_path)
     export.export_flow(params_path)
-    report.report_flow()
+    report.report_flow(params_path)
