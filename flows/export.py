@@ -1,5 +1,6 @@
 """Stage `export`: SFT and RL Parquet files of the verified tasks, split into train and held-out."""
 
+import polars as pl
 from prefect import flow
 
 from synthsmith.contract import tables
@@ -15,8 +16,9 @@ def export_flow(params_path: str = "params.yaml") -> None:
     settings = load_params(params_path).export
     tasks = read_table("data/generate_tasks/tasks.parquet", tables.TASKS)
     tests = read_table("data/generate_tests/tests.parquet", tables.TEST_INPUTS)
-    candidates = read_table("data/generate_solutions/solutions.parquet", tables.SOLUTIONS)
-    verdicts = read_table("data/verify/verdicts.parquet", tables.VERDICTS)
+    candidates = pl.concat([read_table(f"data/{stage}/solutions.parquet", tables.SOLUTIONS)
+                            for stage in ("generate_solutions", "verify_rounds")])
+    verdicts = read_table("data/verify_rounds/verdicts.parquet", tables.VERDICTS)
     sft, rl = to_sft(tasks, candidates, verdicts, settings), to_rl(tasks, tests, verdicts, settings)
     write_tables("data/export", {"sft": sft, "rl": rl,  # funnel: train/heldout count the RL table's tasks
                                  "funnel": funnel("export", int(verdicts["kept"].sum()), sft.height,

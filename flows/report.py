@@ -14,7 +14,8 @@ from synthsmith.runtime.stage import run_stage
 from synthsmith.stages.feature_tree import sampleable_leaves
 from synthsmith.stages.report import metrics, plot_tables, task_set_metrics
 
-LLM_STAGES = ("extract_features", "evolve_features", "generate_tasks", "generate_tests", "generate_solutions")
+LLM_STAGES = ("extract_features", "evolve_features", "generate_tasks", "generate_tests", "generate_solutions",
+              "verify_rounds")
 
 
 @flow(name="report")
@@ -22,16 +23,19 @@ def report_flow(params_path: str = "params.yaml") -> None:
     diversity = load_params(params_path).generate_tasks.diversity  # dvc.yaml: report reads only this key
     funnel = pl.concat([read_table(f"data/{stage}/funnel.parquet", tables.FUNNEL) for stage in STAGE_UNITS])
     tasks = read_table("data/generate_tasks/tasks.parquet", tables.TASKS)
-    verdicts = read_table("data/verify/verdicts.parquet", tables.VERDICTS)
+    verdicts = read_table("data/verify_rounds/verdicts.parquet", tables.VERDICTS)
     growth = read_table("data/evolve_features/growth.parquet", tables.FEATURE_GROWTH)
-    agreement = read_table("data/verify/agreement.parquet", tables.AGREEMENT)
-    runs = read_table("data/execute/executions.parquet", tables.EXECUTIONS)
+    agreement = read_table("data/verify_rounds/agreement.parquet", tables.AGREEMENT)
+    runs = pl.concat([read_table(f"data/{stage}/executions.parquet", tables.EXECUTIONS)
+                      for stage in ("execute", "verify_rounds")])
+    rounds = read_table("data/verify_rounds/rounds.parquet", tables.ROUNDS)
     llm_usage = pl.concat([read_table(f"data/{stage}/llm_usage.parquet", tables.LLM_USAGE) for stage in LLM_STAGES])
     task_set = task_set_metrics(
         tasks, verdicts, read_table("data/generate_tasks/dropped.parquet", tables.DROPPED_TASKS),
         read_table("data/generate_tasks/task_features.parquet", tables.TASK_FEATURES),
         sampleable_leaves(read_table("data/evolve_features/pool.parquet", tables.FEATURE_POOL)), diversity)
-    report = metrics_contract.checked(metrics(funnel, tasks, verdicts, growth, agreement, runs, llm_usage, task_set))
+    report = metrics_contract.checked(metrics(funnel, tasks, verdicts, growth, agreement, runs, llm_usage, task_set,
+                                                rounds))
     plots = plot_tables(funnel, tasks, verdicts, growth, agreement)  # all computed before anything is written
     write_json("reports/metrics.json", metrics_contract.as_json(report))
     Path("reports/plots").mkdir(parents=True, exist_ok=True)

@@ -67,7 +67,7 @@ def test_conform_rejects_a_value_outside_its_set():
 
 @pytest.mark.parametrize("change, line", [
     (lambda raw: raw["verify"].update(method="strickt"),
-     "verify.method: unknown value 'strickt'; allowed: strict, paper"),
+     "verify.method: unknown value 'strickt'; allowed: strict, calibrated, paper"),
     (lambda raw: raw["generate_tasks"]["dedup"].update(treshold=0.5),
      "generate_tasks.dedup.treshold: unknown key; allowed: enabled, threshold, shingle_words, num_perm"),
     (lambda raw: raw["generate_tasks"].update(style_mix={"codeforces": 0.5, "topcoder": 0.5}),
@@ -86,7 +86,8 @@ def test_conform_rejects_a_value_outside_its_set():
      "generate_tasks.diversity.embedder: unknown value 'bert'; allowed: tfidf, minilm"),
     (lambda raw: raw.update(dedupe={}),
      "dedupe: unknown key; allowed: llm, seeds, extract_features, evolve_features, generate_tasks, generate_tests, "
-     "generate_solutions, execute, verify, export, base_model, train_sft, train_rl, evaluate, runner, serve"),
+     "generate_solutions, execute, verify, verify_rounds, export, base_model, train_sft, train_rl, evaluate, runner, "
+     "serve"),
 ])
 def test_a_typo_is_one_line_with_the_allowed_values(tmp_path, change, line):
     path = shipped_params_with(tmp_path, change)
@@ -97,7 +98,7 @@ def test_a_typo_is_one_line_with_the_allowed_values(tmp_path, change, line):
 
 @pytest.mark.parametrize("change, line", [
     (lambda raw: raw["verify"].update(method="strickt"),
-     "error: params.yaml: verify.method: unknown value 'strickt'; allowed: strict, paper"),
+     "error: params.yaml: verify.method: unknown value 'strickt'; allowed: strict, calibrated, paper"),
     (lambda raw: raw["generate_tasks"]["dedup"].update(treshold=0.5),
      "error: params.yaml: generate_tasks.dedup.treshold: unknown key; allowed: enabled, threshold, shingle_words, "
      "num_perm"),

@@ -51,19 +51,20 @@ def test_flows_record_then_replay_the_same_dataset(prefect_server, tiny_project)
         run_data_flows("record.yaml")
         calls = len(server.requests)
     recorded = {name: pl.read_parquet(f"data/{name}.parquet") for name in
-                ("generate_tasks/tasks", "generate_tests/tests", "generate_solutions/solutions", "verify/verdicts")}
+                ("generate_tasks/tasks", "generate_tests/tests", "generate_solutions/solutions", "verify/verdicts",
+                 "verify_rounds/solutions", "verify_rounds/verdicts", "verify_rounds/rounds")}
     assert calls == sum(1 for _ in Path("tiny-cassette.jsonl").open())
     assert recorded["generate_tasks/tasks"].height >= 2
     assert recorded["verify/verdicts"]["kept"].sum() >= 1
 
-    for stage in ("generate_tasks", "generate_tests", "generate_solutions", "verify"):
+    for stage in ("generate_tasks", "generate_tests", "generate_solutions", "verify", "verify_rounds"):
         shutil.rmtree(f"data/{stage}")
     shutil.rmtree(".synthsmith/prefect-results", ignore_errors=True)  # replay must not lean on the shard cache
     run_data_flows()  # replay mode, from the cassette just recorded
     for name, frame in recorded.items():
         assert pl.read_parquet(f"data/{name}.parquet").equals(frame), name
     metrics = json.loads(Path("reports/metrics.json").read_text())
-    assert metrics["tasks"]["verified"] == int(recorded["verify/verdicts"]["kept"].sum())
+    assert metrics["tasks"]["verified"] == int(recorded["verify_rounds/verdicts"]["kept"].sum())
     sft = pl.read_parquet("data/export/sft.parquet")
     assert sft.height == metrics["tasks"]["verified"]
     assert [m["role"] for m in sft["messages"][0]] == ["user", "assistant"]
@@ -77,7 +78,7 @@ def test_flows_record_then_replay_the_same_dataset(prefect_server, tiny_project)
         params["llm"]["endpoints"]["default"] |= {"api_base": server.api_base, "concurrency": 1}
         Path("live.yaml").write_text(yaml.safe_dump(params))
         for stage in ("extract_features", "evolve_features", "generate_tasks", "generate_tests",
-                      "generate_solutions", "verify"):
+                      "generate_solutions", "verify", "verify_rounds"):
             shutil.rmtree(f"data/{stage}")
         run_data_flows("live.yaml")
         assert [kind for _, kind in server.faults_served] == list(faults.values())
@@ -132,7 +133,8 @@ def test_bad_seed_file_fails_with_one_line_naming_the_file(tmp_path, prefect_ser
 
 
 GIT_USER = ("-c", "user.email=t@example.invalid", "-c", "user.name=t")
-DOWNSTREAM_OF_TASKS = {"generate_tasks", "generate_tests", "generate_solutions", "execute", "verify", "export", "report"}
+DOWNSTREAM_OF_TASKS = {"generate_tasks", "generate_tests", "generate_solutions", "execute", "verify", "verify_rounds",
+                       "export", "report"}
 
 
 def _run(project: Path, *command: str) -> subprocess.CompletedProcess:
@@ -171,6 +173,7 @@ def demo_repo(tmp_path_factory, prefect_server):
     _run(project, "dvc", "repro")
     assert json.loads((project / "reports/metrics.json").read_text())["tasks"]["verified"] >= 10
     _assert_goldens_are_correct_candidates(project)
+    _assert_rounds_asked_only_new_samples_of_undecided_tasks(project)
     _run(project, "git", "add", "-A")
     _run(project, "git", *GIT_USER, "commit", "-qm", "demo run")
     return project
@@ -253,13 +256,35 @@ def _assert_goldens_are_correct_candidates(project: Path) -> None:
     catalogue = {entry["title"]: entry for entry in
                  (yaml.safe_load(p.read_text()) for p in (project / "tools/demo_author/tasks").glob("*.yaml"))}
     tasks = pl.read_parquet(project / "data/generate_tasks/tasks.parquet")
-    verdicts = pl.read_parquet(project / "data/verify/verdicts.parquet").join(tasks, on="task_id")
+    verdicts = pl.read_parquet(project / "data/verify_rounds/verdicts.parquet").join(tasks, on="task_id")
     for row in verdicts.iter_rows(named=True):
         entry = catalogue[row["title"]]
         if not row["kept"]:
             continue
         model, sample = row["golden_solution_id"].rsplit("-m", 1)[1].split("s")
-        assert entry["candidates"][int(model) * 4 + int(sample)]["kind"] == "correct", row
+        assert entry["candidates"][(int(model) * 4 + int(sample)) % len(entry["candidates"])]["kind"] == "correct", row
+
+
+def _assert_rounds_asked_only_new_samples_of_undecided_tasks(project: Path) -> None:
+    """The shipped demo takes a second round (offline, from the cassette): each round asks the
+    tasks still undecided, for the next samples of each model only; what verify decided stays."""
+    rounds = pl.read_parquet(project / "data/verify_rounds/rounds.parquet")
+    first = pl.read_parquet(project / "data/verify/verdicts.parquet")
+    final = pl.read_parquet(project / "data/verify_rounds/verdicts.parquet")
+    added = pl.read_parquet(project / "data/verify_rounds/solutions.parquet")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    first_samples, per_round = params["generate_solutions"]["samples_per_model"], params["verify_rounds"]["samples_per_model"]
+    assert rounds.height >= 2 and rounds["tasks"][1] == (first["outcome"] == "undecided").sum() >= 1
+    assert rounds["kept"][1:].sum() >= 1  # a task the first candidates could not decide was kept later
+    assert rounds["undecided"][-1] == 0 and (final["outcome"] != "undecided").all()
+    for number in range(1, rounds.height):
+        assert rounds["tasks"][number] == rounds["undecided"][number - 1]
+        assert rounds["requests"][number] == rounds["tasks"][number] * per_round * len(params["generate_solutions"]["models"])
+    assert added["sample"].min() == first_samples  # earlier samples are reused, never asked again
+    assert not added.select("solution_id").is_duplicated().any()
+    decided = first.filter(pl.col("outcome") != "undecided")
+    assert final.join(decided.select("task_id"), on="task_id").equals(decided)
+    assert set(added["task_id"]) == set(first.filter(pl.col("outcome") == "undecided")["task_id"])
 
 
 TRAINING = {"train_sft", "train_rl", "evaluate"}

@@ -194,10 +194,10 @@ def test_size_weights_are_quartiles_of_input_length():
     assert size_weights(tests.reverse())["weight"].reverse().to_list() == weights
 
 
-@pytest.mark.parametrize("method", ["strict", "paper"])
+@pytest.mark.parametrize("method", ["strict", "calibrated", "paper"])
 def test_unknown_method_and_bad_inputs_raise(method):
-    assert set(METHODS) == {"paper", "strict"}
-    with pytest.raises(ValueError, match="known: \\['paper', 'strict'\\]"):
+    assert set(METHODS) == {"paper", "strict", "calibrated"}
+    with pytest.raises(ValueError, match="known: \\['calibrated', 'paper', 'strict'\\]"):
         verify(MAJORITY, TESTS, method="nope")
     with pytest.raises(ValueError, match="runs: more than one row"):
         verify(pl.concat([MAJORITY, MAJORITY.head(1)]), TESTS, method=method)
@@ -228,6 +228,53 @@ def test_cli_writes_verdicts_with_the_strict_method_by_default(tmp_path):
     assert pl.read_parquet(out).equals(verify(runs, tests, seed=1, method="paper")[0])
 
 
+def test_cli_max_candidates_writes_thin_evidence_as_undecided_with_its_reason(tmp_path):
+    # t: 4 candidates, contested; u: the same runs, kept; v: no tests at all (a final discard).
+    runs = pl.concat([MAJORITY, CONSENSUS.with_columns(task_id=pl.lit("u")), MAJORITY.with_columns(task_id=pl.lit("v"))])
+    tests = pl.concat([TESTS, TESTS.with_columns(task_id=pl.lit("u"))])
+    runs.write_parquet(tmp_path / "runs.parquet")
+    tests.write_parquet(tmp_path / "tests.parquet")
+    out = tmp_path / "verdicts.parquet"
+    args = ["verify", "--runs", str(tmp_path / "runs.parquet"), "--tests", str(tmp_path / "tests.parquet"),
+            "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--max-candidates", "5"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == (f"verify: kept 1/3 tasks (undecided: contested_consensus=1; dropped: "
+                                     f"no_tests=1) -> {out}")
+    written = pl.read_parquet(out).select("task_id", "kept", "outcome", "reason", "candidates").rows()
+    assert written == [("t", False, "undecided", "contested_consensus", 4), ("u", True, "kept", None, 5),
+                       ("v", False, "discarded", "no_tests", 4)]
+    CliRunner().invoke(app, [*args, "--max-candidates", "4"])  # t has 4 already: no more can come, so final
+    assert pl.read_parquet(out)["outcome"].to_list() == ["discarded", "kept", "discarded"]
+
+
+@pytest.mark.parametrize("method", ["strict", "calibrated", "paper"])
+def test_only_a_method_s_thin_evidence_reasons_are_undecided_and_only_where_more_can_come(method):
+    from synthsmith.stages.verify import UNDECIDED_REASONS
+
+    runs = pl.concat([MAJORITY.with_columns(task_id=pl.lit(t)) for t in "abc"]
+                     + [CONSENSUS.with_columns(task_id=pl.lit("k"))])
+    tests = pl.concat([TESTS.with_columns(task_id=pl.lit(t)) for t in "abk"])  # c has no tests
+    final = verify(runs, tests, method=method)[0]
+    assert (final["outcome"] != "undecided").all()
+    assert final["outcome"].to_list() == ["kept" if kept else "discarded" for kept in final["kept"]]
+    verdicts = verify(runs, tests, method=method, more_possible=["a", "c", "k"])[0]
+    assert verdicts.drop("outcome").equals(final.drop("outcome"))  # the verdict is the same; only its finality moves
+    for row in verdicts.iter_rows(named=True):
+        thin = row["task_id"] in "ack" and row["reason"] in UNDECIDED_REASONS[method]
+        assert row["outcome"] == ("kept" if row["kept"] else "undecided" if thin else "discarded"), row
+    assert one(verdicts, "c")["outcome"] == "discarded"  # no_tests: more candidates cannot help
+    if method == "paper":
+        assert (verdicts["outcome"] != "undecided").all()
+    if method == "strict":
+        assert one(verdicts, "a")["outcome"] == "undecided" and one(verdicts, "b")["outcome"] == "discarded"
+
+
+def test_a_threshold_is_refused_for_a_method_without_one():
+    with pytest.raises(ValueError, match="threshold is for the calibrated method, not 'strict'"):
+        verify(MAJORITY, TESTS, method="strict", threshold=0.01)
+
+
 def test_cli_rejects_a_file_with_a_missing_column(tmp_path):
     MAJORITY.drop("output").write_parquet(tmp_path / "runs.parquet")
     TESTS.write_parquet(tmp_path / "tests.parquet")
@@ -247,7 +294,7 @@ def test_cli_rejects_an_unknown_method(tmp_path):
                                       str(tmp_path / "tests.parquet"), "--out", str(tmp_path / "v.parquet"),
                                       "--method", "nope"])
     assert result.exit_code == 2
-    assert "unknown verify method 'nope'; known: ['paper', 'strict']" in result.stderr
+    assert "unknown verify method 'nope'; known: ['calibrated', 'paper', 'strict']" in result.stderr
 
 
 # ----- the strict method (stages/verify_strict.py) -------------------------------------------------

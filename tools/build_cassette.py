@@ -1,8 +1,8 @@
 """Rebuild data/shipped/cassette.jsonl from the hand-written demo author (tools/demo_author).
 
-Runs the LLM stages in `record` mode through the real live path (litellm -> an OpenAI-compatible
-server on 127.0.0.1 that answers with tools/demo_author/author.py), one request at a time so the
-author's choices are reproducible. Run from the project root:  python tools/build_cassette.py
+Runs the data stages up to verify_rounds in `record` mode through the real live path (litellm -> an
+OpenAI-compatible server on 127.0.0.1 that answers with tools/demo_author/author.py), one request
+at a time so the author's choices are reproducible. Run from the project root:  python tools/build_cassette.py
 """
 
 from __future__ import annotations
@@ -20,11 +20,14 @@ from demo_author.author import MODEL_NAME, DemoAuthor  # noqa: E402
 
 import flows  # noqa: E402,F401  (Prefect defaults before Prefect)
 from flows.evolve_features import evolve_features_flow  # noqa: E402
+from flows.execute import execute_flow  # noqa: E402
 from flows.extract_features import extract_features_flow  # noqa: E402
 from flows.generate_solutions import generate_solutions_flow  # noqa: E402
 from flows.generate_tasks import generate_tasks_flow  # noqa: E402
 from flows.generate_tests import generate_tests_flow  # noqa: E402
 from flows.seeds import seeds_flow  # noqa: E402
+from flows.verify import verify_flow  # noqa: E402
+from flows.verify_rounds import verify_rounds_flow  # noqa: E402
 from tools.stub_server import StubServer  # noqa: E402
 
 # The configurations the cassette answers offline: the shipped params, and each variant applied on
@@ -49,8 +52,9 @@ def main(params_file: str = "params.yaml") -> None:
             recording = Path(scratch) / f"params-{number}.yaml"
             recording.write_text(yaml.safe_dump(params, sort_keys=False))
             seeds_flow(str(recording))
+            # execute and verify too: which tasks verify_rounds asks more candidates for depends on them
             for stage in (extract_features_flow, evolve_features_flow, generate_tasks_flow, generate_tests_flow,
-                          generate_solutions_flow):
+                          generate_solutions_flow, execute_flow, verify_flow, verify_rounds_flow):
                 stage(str(recording))
     print(f"{cassette}: {sum(1 for _ in cassette.open())} responses for {len(VARIANTS)} configurations")
 

@@ -35,6 +35,7 @@ def run_data_flows(params_path: str = "params.yaml") -> None:
         report,
         seeds,
         verify,
+        verify_rounds,
     )
 
     seeds.seeds_flow(params_path)
@@ -45,5 +46,6 @@ def run_data_flows(params_path: str = "params.yaml") -> None:
     generate_solutions.generate_solutions_flow(params_path)
     execute.execute_flow(params_path)
     verify.verify_flow(params_path)
+    verify_rounds.verify_rounds_flow(params_path)
     export.export_flow(params_path)
     report.report_flow(params_path)

@@ -61,15 +61,27 @@ def verify(
     tests: Path = typer.Option(..., "--tests", exists=True, dir_okay=False,
                                help="TESTS Parquet: task_id, test_id, input, weight (optional)."),
     out: Path = typer.Option(..., "--out", help="Where to write the VERDICTS Parquet."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the golden/validation split."),
-    method: str = typer.Option("strict", "--method", help="Verification method: strict or paper (contract.values.VerifyMethod)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the golden-test split."),
+    method: str = typer.Option("strict", "--method",
+                               help="strict: keep a task when a group of candidates agreeing on every test is large "
+                                    "enough and leads every other group by 2; calibrated: keep it when the estimated "
+                                    "chance that the leading group is wrong is at most --threshold; paper: the "
+                                    "X-Coder paper's Algorithm 1 (per-test votes, golden and validation halves)."),
+    threshold: float = typer.Option(None, "--threshold", min=0, max=1,
+                                    help="calibrated only: the highest estimated chance of a wrong golden solution "
+                                         "kept (default: the method's)."),
+    max_candidates: int = typer.Option(None, "--max-candidates", min=1,
+                                       help="Tasks with fewer candidates than this that the method cannot decide yet "
+                                            "are written as outcome 'undecided' (ask for more), not discarded."),
     float_tol: float = typer.Option(1e-6, "--float-tol", min=0, help="Tolerance for float tokens (rel/abs)."),
 ) -> None:
-    """Dual-verify tasks: vote expected outputs, keep tasks whose golden and validation winners agree."""
+    """Verify tasks from their candidates' runs: label expected outputs, pick a golden solution, and
+    write one verdict per task (outcome kept, undecided or discarded, with its reason)."""
     import polars as pl
 
     from synthsmith.contract import tables
-    from synthsmith.stages.verify import verify as dual_verify
+    from synthsmith.contract.values import DISCARDED, UNDECIDED
+    from synthsmith.stages.verify import verify as verify_tasks
 
     frames = []
     for path, table in ((runs, tables.RUNS), (tests, tables.VERIFY_TESTS)):
@@ -78,16 +90,24 @@ def verify(
         except (tables.ContractError, pl.exceptions.PolarsError, OSError) as exc:
             typer.echo(f"error: {path}: {exc}", err=True)
             raise typer.Exit(2) from exc
+    more = None
+    if max_candidates is not None:
+        counts = frames[0].group_by("task_id").agg(pl.col("solution_id").n_unique())
+        more = counts.filter(pl.col("solution_id") < max_candidates)["task_id"]
     try:
-        verdicts, _ = dual_verify(*frames, seed=seed, method=method, float_tol=float_tol)
-    except ValueError as exc:  # unknown method, duplicate rows, negative weights
+        verdicts, _ = verify_tasks(*frames, seed=seed, method=method, float_tol=float_tol, threshold=threshold,
+                                   more_possible=more)
+    except ValueError as exc:  # unknown method, a threshold for another method, duplicate rows, negative weights
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     _write_atomically(verdicts, out)
-    dropped = verdicts.filter(~pl.col("kept"))["reason"].value_counts().sort("reason").iter_rows()
-    detail = ", ".join(f"{reason}={n}" for reason, n in dropped)
+    parts = []
+    for outcome, said in ((UNDECIDED, "undecided"), (DISCARDED, "dropped")):
+        rows = verdicts.filter(pl.col("outcome") == outcome)["reason"].value_counts().sort("reason").iter_rows()
+        if detail := ", ".join(f"{reason}={n}" for reason, n in rows):
+            parts.append(f"{said}: {detail}")
     typer.echo(f"verify: kept {verdicts['kept'].sum()}/{verdicts.height} tasks"
-               + (f" (dropped: {detail})" if detail else "") + f" -> {out}")
+               + (f" ({'; '.join(parts)})" if parts else "") + f" -> {out}")
 
 
 @sandbox_app.command("run")

@@ -25,7 +25,8 @@ STAGE_UNITS = {
     "generate_tests": ("tasks", "got test inputs", "nothing to run candidates on"),
     "generate_solutions": ("candidate requests", "gave a usable program", "nothing to execute"),
     "execute": ("sandbox jobs", "ran", "nothing to verify"),
-    "verify": ("tasks", "were verified", "nothing to export"),
+    "verify": ("tasks", "were verified or left for more candidates", "nothing to export"),
+    "verify_rounds": ("tasks", "were verified", "nothing to export"),
     "export": ("verified tasks", "were exported", "nothing to train on"),
 }
 

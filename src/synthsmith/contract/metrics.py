@@ -111,6 +111,20 @@ class Coverages(_Part):
     verified: Coverage
 
 
+class Round(_Part):  # tables.ROUNDS without its number (the key)
+    samples_per_model: int
+    tasks: int
+    requests: int
+    candidates: int
+    runs: int
+    kept: int
+    discarded: int
+    undecided: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+
 class Metrics(_Part):
     funnel: dict[str, dict[str, int]]  # stage -> metric ("in", "out", "dropped:<reason>", ...) -> count
     tasks: TaskCounts
@@ -121,6 +135,7 @@ class Metrics(_Part):
     execution: dict[str, int]  # sandbox status -> runs
     golden_tests_per_task: float
     llm: Llm | None = None
+    rounds: dict[str, Round] | None = None  # verification round ("0": the first candidates) -> what it took
     hygiene: Hygiene | None = None
     diversity: Diversities | None = None
     feature_coverage: Coverages | None = None

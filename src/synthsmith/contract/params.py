@@ -193,9 +193,23 @@ class ExecuteParams(_Section):
 
 class VerifyParams(_Section):
     method: VerifyMethod = "strict"  # the keys of stages.verify.METHODS
+    threshold: float | None = Field(None, gt=0, lt=1)  # calibrated only: highest estimated chance of a wrong golden kept
     seed: int = 0
     float_tol: float = Field(1e-6, ge=0)  # relative/absolute tolerance for float tokens in outputs
     strong_model: str | None = None  # drop kept tasks no candidate of this model solves (null: no filter)
+    # Tasks the method leaves undecided get more candidates (stage verify_rounds) until they have
+    # this many; null: every task is decided on the first round's candidates.
+    max_candidates: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _threshold_is_calibrated(self) -> VerifyParams:
+        if self.threshold is not None and self.method != "calibrated":
+            raise ValueError(f"threshold is the calibrated method's; method is {self.method!r}")
+        return self
+
+
+class VerifyRoundsParams(_Section):
+    samples_per_model: int = Field(2, ge=1)  # more candidates per model for each undecided task, per round
 
 
 class ExportParams(_Section):
@@ -308,6 +322,7 @@ class Params(_Section):
     generate_solutions: GenerateSolutionsParams
     execute: ExecuteParams = ExecuteParams()
     verify: VerifyParams = VerifyParams()
+    verify_rounds: VerifyRoundsParams = VerifyRoundsParams()
     export: ExportParams = ExportParams()
     base_model: BaseModelParams = BaseModelParams()
     train_sft: TrainSftParams = TrainSftParams()

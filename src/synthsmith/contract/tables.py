@@ -129,13 +129,23 @@ EXECUTIONS = Table("executions", {
 }, values={"status": values.SANDBOX_STATUSES})
 
 GOLDEN_TEST = pl.Struct({"test_id": Str, "expected_output": Str})
+# outcome: kept (kept is true), undecided (more candidates may decide it) or discarded; reason: why
+# not kept (null when kept). candidates: how many the task had when this verdict was given.
 VERDICTS = Table("verdicts", {
     "task_id": Str, "kept": Bool, "golden_solution_id": Str,
-    "golden_tests": pl.List(GOLDEN_TEST), "reason": Str,
-})
+    "golden_tests": pl.List(GOLDEN_TEST), "reason": Str, "outcome": Str, "candidates": Int,
+}, values={"outcome": values.VERDICT_OUTCOMES})
 # Per task: how strongly candidates agreed on the labels (for the report's agreement histogram).
 AGREEMENT = Table("agreement", {
     "task_id": Str, "labelled_tests": Int, "tied_tests": Int, "mean_top_share": Float,
+})
+# verify_rounds: per round (0 = the first candidates), the tasks it took and what it cost; kept,
+# discarded, undecided: how those tasks ended that round. samples_per_model: each model's samples
+# a task had after the round.
+ROUNDS = Table("rounds", {
+    "round": Int, "samples_per_model": Int, "tasks": Int, "requests": Int, "candidates": Int, "runs": Int,
+    "kept": Int, "discarded": Int, "undecided": Int, "prompt_tokens": Int, "completion_tokens": Int,
+    "cost_usd": Float,
 })
 
 # export. split: "train" or "heldout" (seeded, per task; held-out tasks are never trained on).
@@ -173,5 +183,8 @@ STAGE_OUTPUTS: dict[str, dict[str, Table]] = {
     "generate_solutions": {"solutions": SOLUTIONS, "llm_usage": LLM_USAGE, "funnel": FUNNEL},
     "execute": {"executions": EXECUTIONS, "funnel": FUNNEL},
     "verify": {"verdicts": VERDICTS, "agreement": AGREEMENT, "funnel": FUNNEL},
+    # the new candidates and runs only; verdicts and agreement for every task, final
+    "verify_rounds": {"solutions": SOLUTIONS, "executions": EXECUTIONS, "verdicts": VERDICTS, "agreement": AGREEMENT,
+                      "rounds": ROUNDS, "llm_usage": LLM_USAGE, "funnel": FUNNEL},
     "export": {"sft": SFT, "rl": RL, "funnel": FUNNEL},
 }

@@ -19,13 +19,24 @@ GOLDEN_VALIDATION_DISAGREE = "golden_validation_disagree"  # paper: j* and j+ sh
 DEGENERATE_OUTPUTS = "degenerate_outputs"  # every candidate printed one value on all its tests
 WEAK_CONSENSUS = "weak_consensus"  # no two candidates agree on every test
 CONTESTED_CONSENSUS = "contested_consensus"  # the largest agreeing group does not lead by the margin
+# calibrated (stages/verify_calibrated.py): the estimated chance that the leading group is wrong is
+# above the threshold.
+LOW_CONFIDENCE = "low_confidence"
 UNSOLVED_BY_STRONG_MODEL = "unsolved_by_strong_model"  # solvability filter (stages/solvability.py)
 DISCARD_REASONS = (NO_TESTS, NO_CANDIDATES, NO_PASSING_CANDIDATE, TOO_FEW_LABELLED_TESTS,
                    GOLDEN_VALIDATION_DISAGREE, DEGENERATE_OUTPUTS, WEAK_CONSENSUS, CONTESTED_CONSENSUS,
-                   UNSOLVED_BY_STRONG_MODEL)
+                   LOW_CONFIDENCE, UNSOLVED_BY_STRONG_MODEL)
 
-# verify.method: stages/verify_strict.py, or the paper's Algorithm 1 (stages/verify_paper.py).
-VerifyMethod = Literal["strict", "paper"]
+# What verification says about a task (VERDICTS.outcome): kept; undecided, when its method could
+# not decide on thin evidence and more candidates can still be asked for (stage more_candidates);
+# discarded, for good. An undecided task's `reason` is why the evidence was not enough.
+VerdictOutcome = Literal["kept", "undecided", "discarded"]
+VERDICT_OUTCOMES: tuple[str, ...] = get_args(VerdictOutcome)
+KEPT, UNDECIDED, DISCARDED = VERDICT_OUTCOMES
+
+# verify.method: stages/verify_strict.py, stages/verify_calibrated.py, or the paper's Algorithm 1
+# (stages/verify_paper.py).
+VerifyMethod = Literal["strict", "calibrated", "paper"]
 VERIFY_METHODS: tuple[str, ...] = get_args(VerifyMethod)
 
 # How a task's statement reads (generate_tasks.style_mix; prompts/styles/<style>.md).

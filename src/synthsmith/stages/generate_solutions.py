@@ -14,14 +14,17 @@ from synthsmith.llm.prompts import render
 from synthsmith.llm.requests import make_request
 
 
-def solution_requests(tasks: pl.DataFrame, params: GenerateSolutionsParams) -> pl.DataFrame:
-    """task x model x sample; the sample index is sent as `seed`, so each sample has its own key."""
+def solution_requests(tasks: pl.DataFrame, params: GenerateSolutionsParams,
+                      samples: range | None = None) -> pl.DataFrame:
+    """task x model x sample (`samples`, default the first `samples_per_model`); the sample index is
+    sent as `seed`, so each sample has its own key and a later round never re-asks an earlier one."""
+    samples = range(params.samples_per_model) if samples is None else samples
     rows = []
     for task in tasks.iter_rows(named=True):
         messages = render("solve_task", statement=task["statement"], entry_point=task["entry_point"],
                           io=io_mode(task["entry_point"]))
         for model_no, model in enumerate(params.models):
-            for sample in range(params.samples_per_model):
+            for sample in samples:
                 rows.append(make_request(model, messages, temperature=params.temperature,
                                          max_tokens=params.max_tokens, seed=sample)
                             | {"task_id": task["task_id"], "solution_id": f"{task['task_id']}-m{model_no}s{sample}",

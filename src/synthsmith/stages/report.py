@@ -11,8 +11,9 @@ from synthsmith.stages import diversity as diversity_stage
 
 def metrics(funnel: pl.DataFrame, tasks: pl.DataFrame, verdicts: pl.DataFrame, growth: pl.DataFrame,
             agreement: pl.DataFrame, executions: pl.DataFrame, llm_usage: pl.DataFrame,
-            task_set: dict | None = None) -> dict:
-    """task_set: from `task_set_metrics` (hygiene, diversity, feature_coverage), merged in."""
+            task_set: dict | None = None, rounds: pl.DataFrame | None = None) -> dict:
+    """task_set: from `task_set_metrics` (hygiene, diversity, feature_coverage), merged in;
+    rounds: verify_rounds' ROUNDS."""
     kept = verdicts.filter("kept")
     generated_styles = dict(tasks.group_by("style").len().iter_rows())
     kept_styles = dict(tasks.join(kept, on="task_id").group_by("style").len().iter_rows())
@@ -33,7 +34,8 @@ def metrics(funnel: pl.DataFrame, tasks: pl.DataFrame, verdicts: pl.DataFrame, g
         "execution": dict(executions.group_by("status").len().sort("status").iter_rows()),
         "golden_tests_per_task": round(float(kept["golden_tests"].list.len().mean() or 0.0), 2),
         "llm": llm_metrics(llm_usage),
-    } | (task_set or {})
+    } | (task_set or {}) | ({} if rounds is None else {"rounds": {
+        str(r.pop("round")): r | {"cost_usd": round(r["cost_usd"], 6)} for r in rounds.iter_rows(named=True)}})
 
 
 def task_set_metrics(tasks: pl.DataFrame, verdicts: pl.DataFrame, dropped: pl.DataFrame,

@@ -20,6 +20,9 @@ from synthsmith.stages.compare import outputs_match
 from synthsmith.stages.votes import GOLDEN_LIST, MAYBE_FLOAT, SOL, TASK, TEST, check_unique_runs, clean_runs
 from synthsmith.stages.weights import size_quartile_weight
 
+# As published, the paper's method decides every task from the candidates it has: no rounds.
+UNDECIDED_REASONS: tuple[str, ...] = ()
+
 
 def size_weights(tests: pl.DataFrame) -> pl.DataFrame:
     """Fill null weights with the size quartile of the input within its task, 1..4.

@@ -44,6 +44,7 @@ different (test, key) pairs share a code); nothing else about the result depends
 from __future__ import annotations
 
 import hashlib
+from typing import NamedTuple
 
 import polars as pl
 
@@ -61,6 +62,8 @@ from synthsmith.stages.votes import GOLDEN_LIST, SOL, TASK, TEST, duplicate_erro
 
 MIN_SUPPORT = 2  # candidates that must agree on every test
 MARGIN = 2  # how many more members the golden cluster needs than any other cluster
+# Discards that more candidates can turn into a keep (stage more_candidates asks for them).
+UNDECIDED_REASONS = (WEAK_CONSENSUS, CONTESTED_CONSENSUS, NO_PASSING_CANDIDATE, DEGENERATE_OUTPUTS)
 
 _SHIFT = 1 << 32
 
@@ -68,25 +71,52 @@ _SHIFT = 1 << 32
 def strict_verify(runs: pl.DataFrame, tests: pl.DataFrame, seed: int,
                   float_tol: float = 1e-6) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Consensus verification (module docstring) on conformed RUNS and TESTS (weights unused)."""
-    (task_names, test_names, sol_names), coded, coded_tests = _encode(runs, tests)
+    evidence = consensus_evidence(runs, tests, float_tol)
+    return consensus_verdicts(evidence, evidence.tasks.with_columns(reason=_reason()), seed)
+
+
+class Evidence(NamedTuple):
+    """What strict decides from (shared with stages/verify_calibrated.py).
+
+    names: the sorted task, test and solution ids (codes index them); clean: the clean runs
+    (x, ok, output, ts, tx, key_id); clusters: `_clusters(clean)`; tests: t, x, tx per test;
+    tasks: one row per task code t with tests, candidates, the AGREEMENT columns and
+    `_golden_clusters`' columns (null for a task without a clean run)."""
+    names: tuple[pl.Series, pl.Series, pl.Series]
+    clean: pl.DataFrame
+    clusters: pl.DataFrame
+    tests: pl.DataFrame
+    tasks: pl.DataFrame
+
+
+def consensus_evidence(runs: pl.DataFrame, tests: pl.DataFrame, float_tol: float = 1e-6) -> Evidence:
+    """Steps 1-3 of the module docstring up to the decision. Raises on duplicate runs."""
+    names, coded, coded_tests = _encode(runs, tests)
     n_tests = coded_tests.group_by("t").agg(tests=pl.len())
     candidates = coded.select(pl.col("ts").unique()).group_by(t=_task_of("ts")).agg(candidates=pl.len())
     ran_cleanly = pl.col("ok") & pl.col("tx").is_in(coded_tests["tx"].implode())
     clean = with_key_ids(coded.filter(ran_cleanly).with_columns(pl.col("output").fill_null("")), float_tol)
     clusters = _clusters(clean)
     tasks = (
-        pl.DataFrame({"t": pl.int_range(task_names.len(), dtype=pl.UInt32, eager=True)})
+        pl.DataFrame({"t": pl.int_range(names[0].len(), dtype=pl.UInt32, eager=True)})
         .join(n_tests, on="t", how="left")
         .join(candidates, on="t", how="left")
         .join(_agreement(clean), on="t", how="left")
         .join(_golden_clusters(clusters), on="t", how="left")
         .with_columns(pl.col("tests", "candidates", "voted_tests", "labelled_tests", "tied_tests").fill_null(0))
-        .with_columns(mean_top_share=pl.col("top_counts") / pl.col("voted_tests") / pl.col("candidates"),
-                      reason=_reason())
-        .with_columns(kept=pl.col("reason").is_null())
+        .with_columns(mean_top_share=pl.col("top_counts") / pl.col("voted_tests") / pl.col("candidates"))
     )
+    return Evidence(names, clean, clusters, coded_tests, tasks)
+
+
+def consensus_verdicts(evidence: Evidence, tasks: pl.DataFrame, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(verdicts, agreement) from `tasks` (evidence.tasks plus a `reason`, null to keep): a kept
+    task's golden solution is its golden cluster's lowest candidate, its golden tests a seeded
+    half (`golden_split`) of that candidate's clean outputs."""
+    task_names, test_names, sol_names = evidence.names
+    tasks = tasks.with_columns(kept=pl.col("reason").is_null())
     kept = tasks.filter("kept")["golden_ts"]
-    labels = clean.filter(pl.col("ts").is_in(kept.implode())).select("x", "output", t=_task_of("ts"))
+    labels = evidence.clean.filter(pl.col("ts").is_in(kept.implode())).select("x", "output", t=_task_of("ts"))
     labels = golden_split(labels.with_columns(task_id=_decode(task_names, "t")), seed)
     golden_tests = (
         labels.filter("golden")
