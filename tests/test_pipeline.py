@@ -273,13 +273,14 @@ def _assert_rounds_asked_only_new_samples_of_undecided_tasks(project: Path) -> N
     final = pl.read_parquet(project / "data/verify_rounds/verdicts.parquet")
     added = pl.read_parquet(project / "data/verify_rounds/solutions.parquet")
     params = yaml.safe_load((project / "params.yaml").read_text())
-    first_samples, per_round = params["generate_solutions"]["samples_per_model"], params["verify_rounds"]["samples_per_model"]
+    solving = params["generate_solutions"]
+    first_samples, per_round = solving["samples_per_model"], params["verify_rounds"]["samples_per_model"]
     assert rounds.height >= 2 and rounds["tasks"][1] == (first["outcome"] == "undecided").sum() >= 1
     assert rounds["kept"][1:].sum() >= 1  # a task the first candidates could not decide was kept later
     assert rounds["undecided"][-1] == 0 and (final["outcome"] != "undecided").all()
     for number in range(1, rounds.height):
         assert rounds["tasks"][number] == rounds["undecided"][number - 1]
-        assert rounds["requests"][number] == rounds["tasks"][number] * per_round * len(params["generate_solutions"]["models"])
+        assert rounds["requests"][number] == rounds["tasks"][number] * per_round * len(solving["models"])
     assert added["sample"].min() == first_samples  # earlier samples are reused, never asked again
     assert not added.select("solution_id").is_duplicated().any()
     decided = first.filter(pl.col("outcome") != "undecided")

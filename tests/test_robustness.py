@@ -60,6 +60,7 @@ def _live_params(project: Path, api_base: str, seeds: int) -> None:
     params["seeds"]["limit"] = seeds
     params["evolve_features"]["rounds"] = 1
     params["generate_tasks"]["num_tasks"] = 8
+    params["generate_solutions"]["samples_per_model"] = 4  # enough requests per model for every kind of junk
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 

@@ -782,9 +782,12 @@ def test_solvability_drops_a_kept_task_no_strong_candidate_solves():
 
     golden = [{"test_id": "x1", "expected_output": "1"}, {"test_id": "x2", "expected_output": "2.0"}]
     verdicts = pl.DataFrame([
-        {"task_id": "A", "kept": True, "golden_solution_id": "A-b", "golden_tests": golden, "reason": None},
-        {"task_id": "B", "kept": True, "golden_solution_id": "B-b", "golden_tests": golden, "reason": None},
-        {"task_id": "C", "kept": False, "golden_solution_id": None, "golden_tests": [], "reason": "no_tests"},
+        {"task_id": "A", "kept": True, "golden_solution_id": "A-b", "golden_tests": golden, "reason": None,
+         "outcome": "kept"},
+        {"task_id": "B", "kept": True, "golden_solution_id": "B-b", "golden_tests": golden, "reason": None,
+         "outcome": "kept"},
+        {"task_id": "C", "kept": False, "golden_solution_id": None, "golden_tests": [], "reason": "no_tests",
+         "outcome": "discarded"},
     ], schema=tables.VERDICTS.columns)
     solutions = pl.DataFrame([(t, f"{t}-{m}", f"model-{m}") for t in "ABC" for m in "ab"],
                              schema=["task_id", "solution_id", "model"], orient="row")
@@ -794,6 +797,36 @@ def test_solvability_drops_a_kept_task_no_strong_candidate_solves():
         ("B-b", "x1", "ok", "1"), ("B-b", "x2", "ok", "2.0"),
     ], schema=["solution_id", "test_id", "status", "output"], orient="row")
     out = drop_unsolved(verdicts, runs, solutions, "model-a").sort("task_id").to_dicts()
-    assert [(v["task_id"], v["kept"], v["reason"]) for v in out] == [
-        ("A", True, None), ("B", False, UNSOLVED_BY_STRONG_MODEL), ("C", False, "no_tests")]
+    assert [(v["task_id"], v["kept"], v["reason"], v["outcome"]) for v in out] == [
+        ("A", True, None, "kept"), ("B", False, UNSOLVED_BY_STRONG_MODEL, "discarded"),
+        ("C", False, "no_tests", "discarded")]
     assert out[1]["golden_solution_id"] is None and out[1]["golden_tests"] == []
+
+
+def test_verify_rounds_shares_max_candidates_among_models_and_continues_each_sample_index():
+    from synthsmith.contract.params import VerifyParams
+    from synthsmith.stages.verify_rounds import first_round_open, next_samples, samples_cap
+
+    solving = GenerateSolutionsParams(models=["m/a", "m/b", "m/c"], samples_per_model=2)
+    assert samples_cap(VerifyParams(max_candidates=32), solving) == 10  # 32 shared by 3 models, rounded down
+    assert samples_cap(VerifyParams(max_candidates=4), solving) == 2  # never fewer than the first round's
+    assert samples_cap(VerifyParams(), solving) == 2  # null: no rounds
+    ids = pl.Series(["t1", "t2"])
+    assert first_round_open(VerifyParams(max_candidates=32), solving, ids).to_list() == ["t1", "t2"]
+    assert first_round_open(VerifyParams(max_candidates=6), solving, ids).to_list() == []  # 3 x 2 already
+    assert [next_samples(a, 3, 10) for a in (2, 5, 8)] == [range(2, 5), range(5, 8), range(8, 10)]
+    asked = generate_solutions.solution_requests(_statements(("T1", None)), solving, range(2, 4))
+    assert sorted(asked["solution_id"]) == sorted(f"T1-m{m}s{s}" for m in range(3) for s in (2, 3))
+    first = generate_solutions.solution_requests(_statements(("T1", None)), solving)
+    assert not set(asked["request_id"]) & set(first["request_id"])  # new samples are new requests
+
+
+def test_verify_rounds_replaces_only_the_rows_of_the_tasks_it_verified_again():
+    from synthsmith.stages.verify_rounds import replace_rows
+
+    old = pl.DataFrame({"task_id": ["a", "b", "c"], "labelled_tests": [1, 2, 3], "tied_tests": [0, 0, 0],
+                        "mean_top_share": [1.0, 0.5, 0.5]})
+    new = pl.DataFrame({"task_id": ["c", "b"], "labelled_tests": [9, 8], "tied_tests": [1, 1],
+                        "mean_top_share": [0.9, 0.8]})
+    out = replace_rows(old, new, tables.AGREEMENT)
+    assert out.rows() == [("a", 1, 0, 1.0), ("b", 8, 1, 0.8), ("c", 9, 1, 0.9)]

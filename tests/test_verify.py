@@ -230,7 +230,8 @@ def test_cli_writes_verdicts_with_the_strict_method_by_default(tmp_path):
 
 def test_cli_max_candidates_writes_thin_evidence_as_undecided_with_its_reason(tmp_path):
     # t: 4 candidates, contested; u: the same runs, kept; v: no tests at all (a final discard).
-    runs = pl.concat([MAJORITY, CONSENSUS.with_columns(task_id=pl.lit("u")), MAJORITY.with_columns(task_id=pl.lit("v"))])
+    runs = pl.concat([MAJORITY, CONSENSUS.with_columns(task_id=pl.lit("u")),
+                      MAJORITY.with_columns(task_id=pl.lit("v"))])
     tests = pl.concat([TESTS, TESTS.with_columns(task_id=pl.lit("u"))])
     runs.write_parquet(tmp_path / "runs.parquet")
     tests.write_parquet(tmp_path / "tests.parquet")

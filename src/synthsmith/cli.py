@@ -42,6 +42,10 @@ def demo(
         raise typer.Exit(2) from None
     for stage, counts in metrics.funnel.items():
         typer.echo(f"{stage:>20}: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+    for number, step in (metrics.rounds or {}).items():
+        typer.echo(f"verification round {number}: {step.tasks} tasks with {step.samples_per_model} samples per model: "
+                   f"{step.kept} kept, {step.discarded} discarded, {step.undecided} undecided; {step.requests} "
+                   f"requests, {step.prompt_tokens + step.completion_tokens} tokens, ${step.cost_usd:.4f}")
     tasks = metrics.tasks
     typer.echo(f"verified tasks: {tasks.verified} of {tasks.generated} (keep rate {tasks.keep_rate:.0%}); "
                "data/export/sft.parquet and data/export/rl.parquet")

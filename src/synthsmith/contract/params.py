@@ -193,7 +193,8 @@ class ExecuteParams(_Section):
 
 class VerifyParams(_Section):
     method: VerifyMethod = "strict"  # the keys of stages.verify.METHODS
-    threshold: float | None = Field(None, gt=0, lt=1)  # calibrated only: highest estimated chance of a wrong golden kept
+    # calibrated only: the highest estimated chance of a wrong golden solution it keeps (null: its default)
+    threshold: float | None = Field(None, gt=0, lt=1)
     seed: int = 0
     float_tol: float = Field(1e-6, ge=0)  # relative/absolute tolerance for float tokens in outputs
     strong_model: str | None = None  # drop kept tasks no candidate of this model solves (null: no filter)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from synthsmith.contract import tables
-from synthsmith.contract.values import OK, UNSOLVED_BY_STRONG_MODEL
+from synthsmith.contract.values import DISCARDED, OK, UNSOLVED_BY_STRONG_MODEL
 from synthsmith.stages.compare import outputs_match
 
 
@@ -34,4 +34,5 @@ def drop_unsolved(verdicts: pl.DataFrame, runs: pl.DataFrame, solutions: pl.Data
         reason=pl.when(unsolved).then(pl.lit(UNSOLVED_BY_STRONG_MODEL)).otherwise("reason"),
         golden_solution_id=pl.when(unsolved).then(None).otherwise("golden_solution_id"),
         golden_tests=pl.when(unsolved).then(empty).otherwise("golden_tests"),
-        kept=pl.when(unsolved).then(False).otherwise("kept")), tables.VERDICTS)
+        kept=pl.when(unsolved).then(False).otherwise("kept"),
+        outcome=pl.when(unsolved).then(pl.lit(DISCARDED)).otherwise("outcome")), tables.VERDICTS)

@@ -1,33 +1,40 @@
 """The "calibrated" verification method: strict's behaviour clusters, decided by an estimated
-probability that the leading cluster is wrong instead of a fixed lead.
+probability that the leading cluster is wrong instead of by a fixed lead.
 
 Candidates are clustered and the golden cluster chosen exactly as in strict
-(stages/verify_strict.py, steps 1-3): the largest eligible cluster of candidates that agree on
-every test. A task is discarded as strict does when there is nothing to decide from (no_tests,
+(stages/verify_strict.py, steps 1-3): the largest eligible group of candidates that agree on every
+test. A task is discarded as in strict when there is nothing to decide from (no_tests,
 no_candidates, no_passing_candidate, too_few_labelled_tests, degenerate_outputs), when no two
-candidates agree (weak_consensus) or when another cluster is at least as large as the golden one
-(contested_consensus). Otherwise the evidence becomes a probability that the golden cluster is a
-group of wrong programs that happen to agree, a logistic model of these features:
-  - golden_size, runner_up_size: the golden cluster's and the next largest cluster's members;
-  - rest_share: the candidates in neither of the two, as a share of all candidates;
-  - lost_tests: the tests where the golden output does not have more votes than any other
-    output (a per-input vote among all clean runs); a correct cluster rarely loses one, while a
-    wrong pair is usually outvoted by the other candidates on the input where it is wrong;
-  - runner_up_gap: the tests on which the runner-up behaves differently from the golden cluster;
-  - missed_tests: the tests the golden cluster did not run cleanly although another candidate did;
-  - few_values: whether the golden outputs take at most 2 distinct values (True/False, YES/NO),
-    where unrelated wrong programs agree most easily.
-The task is kept when the probability is at most `threshold` (params: verify.threshold; lower
-keeps fewer tasks, more surely), else discarded as low_confidence. The golden solution, labels
-and golden tests are strict's. All of these discards but the final ones (no_tests, no_candidates,
-too_few_labelled_tests) can change with more candidates (`UNDECIDED_REASONS`).
+candidates agree (weak_consensus), or when another cluster is at least as large as the golden one
+(contested_consensus: a tie is never kept). Otherwise a logistic model turns the evidence into
+P(wrong), the probability that the golden cluster is a group of wrong programs that happen to
+agree. Its features, with g the golden cluster's size, r the next largest cluster's and c the
+candidates:
+  - log_golden_size (log g), log_candidates (log c), golden_share (g / c), runner_up_size (r),
+    clear_lead (g >= r + 2, strict's rule): a large group is rarely wrong, a small group among
+    many candidates often is, and a close runner-up makes it doubtful;
+  - dissent: over the tests the golden cluster ran cleanly on, the largest excess of the biggest
+    group of other candidates agreeing on another output over the other candidates agreeing with
+    the golden output, as a share of the other candidates (how the rest splits: a correct answer
+    is rarely outvoted by the others on a test, a wrong group usually is where it is wrong);
+  - centrality: the share of the other candidates' outputs that equal the golden one minus the
+    share of pairs of other candidates that agree with each other (the others cluster around a
+    correct solution: each wrong program is wrong in its own way);
+  - missed_tests: tests the golden cluster did not run cleanly although another candidate did;
+  - few_values: the golden outputs take at most 2 distinct values (True/False, YES/NO), where
+    unrelated wrong programs agree most easily.
+The task is kept when P(wrong) <= `threshold` (verify.threshold; lower keeps fewer tasks, more
+surely), else discarded as low_confidence. The golden solution, labels and golden tests are
+strict's. Every discard but no_tests, no_candidates and too_few_labelled_tests can change with
+more candidates (`UNDECIDED_REASONS`); when undecided tasks get more candidates in rounds, use the
+lower `ROUNDS_THRESHOLD`.
 
-The coefficients are fitted, not derived: `COEFFICIENTS` says how. The probability is only as
-well calibrated as the fitting data is like yours; the threshold is a knob on the
-precision/keep trade-off (benchmarks/verify_quality.py prints the curve).
+The coefficients are fitted, not derived (`COEFFICIENTS` says on what): the probability is only as
+well calibrated as that data is like yours, so read the threshold as a knob on the precision/keep
+trade-off (benchmarks/verify_quality.py --curve prints it).
 
-Implementation: on top of strict's vectorised clusters, one join of the clean runs with the
-golden cluster's outputs and one count of votes per (test, output); 10M runs in a few seconds.
+Implementation: strict's vectorised clusters plus one count of votes per (test, output) joined
+with the golden cluster's outputs; 10M runs in a few seconds.
 """
 
 from __future__ import annotations
@@ -60,16 +67,22 @@ from synthsmith.stages.votes import TASK
 UNDECIDED_REASONS: tuple[str, ...] = (WEAK_CONSENSUS, CONTESTED_CONSENSUS, NO_PASSING_CANDIDATE, DEGENERATE_OUTPUTS,
                                       LOW_CONFIDENCE)
 
-FEATURES = ("golden_size", "runner_up_size", "rest_share", "lost_tests", "runner_up_gap", "missed_tests",
-            "few_values")
-# Logistic regression of "the golden cluster is wrong" on FEATURES, fitted by
-# `python benchmarks/verify_quality.py --fit --seed 0` (HumanEval mutants, natural mix, n = 4, 8, 16,
-# 8 tasks per problem and n; the tasks that reach the model; L2 penalty 1e-2 on the slopes).
+FEATURES = ("log_golden_size", "log_candidates", "golden_share", "runner_up_size", "clear_lead", "dissent",
+            "centrality", "missed_tests", "few_values")
+# Logistic regression of "the golden cluster is wrong" on FEATURES (log-odds = intercept + sum of
+# coefficient * feature), fitted by `python benchmarks/verify_quality.py --fit --seed 0 --ns 4,8,16,32`:
+# HumanEval mutants, natural (distinct) mix, seed 0, 8 tasks per problem and n, the tasks that reach
+# the model (n = 4, 8, 16, 32 pooled), L2 penalty 1e-3 per task on the slopes.
 COEFFICIENTS: dict[str, float] = {
-    "intercept": 0.0, "golden_size": -1.0, "runner_up_size": 1.0, "rest_share": 0.0, "lost_tests": 1.0,
-    "runner_up_gap": 0.0, "missed_tests": 1.0, "few_values": 1.0,
+    "intercept": -0.8462, "log_golden_size": -2.8110, "log_candidates": 1.4220, "golden_share": -1.8226,
+    "runner_up_size": 0.2813, "clear_lead": -1.2052, "dissent": 0.6223, "centrality": 0.7347, "missed_tests": 0.9063,
+    "few_values": 0.1304,
 }
-DEFAULT_THRESHOLD = 0.01
+DEFAULT_THRESHOLD = 0.15
+# The threshold to use when undecided tasks get more candidates in rounds: every round is one more
+# chance for a wrong group to look right, so each look must be surer (benchmarks/verify_quality.py
+# --adaptive: 0.15 in rounds falls under 99% golden precision on 2 of 3 seeds, 0.05 does not).
+ROUNDS_THRESHOLD = 0.05
 
 
 def calibrated_verify(runs: pl.DataFrame, tests: pl.DataFrame, seed: int, float_tol: float = 1e-6,
@@ -81,7 +94,7 @@ def calibrated_verify(runs: pl.DataFrame, tests: pl.DataFrame, seed: int, float_
     evidence = consensus_evidence(runs, tests, float_tol)
     tasks = _assess(evidence, coefficients or COEFFICIENTS)
     tasks = tasks.with_columns(reason=pl.coalesce(
-        "gate", pl.when(pl.col("score") > _logit(threshold)).then(pl.lit(LOW_CONFIDENCE))))
+        "gate", pl.when(pl.col("score") > logit(threshold)).then(pl.lit(LOW_CONFIDENCE))))
     return consensus_verdicts(evidence, tasks, seed)
 
 
@@ -101,7 +114,7 @@ def assess(runs: pl.DataFrame, tests: pl.DataFrame, float_tol: float = 1e-6,
     ).sort(TASK)
 
 
-def _logit(p: float) -> float:
+def logit(p: float) -> float:
     """The score threshold of a probability (the comparison is on scores: no exp per task)."""
     if p <= 0:
         return -math.inf
@@ -138,50 +151,48 @@ def _gate() -> pl.Expr:
 
 
 def _features(evidence: Evidence) -> pl.DataFrame:
-    """FEATURES (but golden_size, runner_up_size: in evidence.tasks) per task with a golden cluster."""
+    """FEATURES but runner_up_size (in evidence.tasks) per task with a golden cluster."""
     tasks = evidence.tasks.filter(pl.col("golden_ts").is_not_null()).select(
         "t", "golden_ts", "golden_size", "runner_up_size", "candidates", "voted_tests")
     clean = evidence.clean.select("ts", "tx", "key_id")
     golden = clean.join(tasks.select(ts="golden_ts"), on="ts", how="semi").select("tx", golden_key="key_id")
     per_golden = golden.group_by(t=_task_of("tx")).agg(
         golden_clean=pl.len(), golden_values=pl.col("golden_key").n_unique())
-    # Per (test, output): its votes; per test, the golden output's votes and the best other's.
+    # Per test the golden cluster ran cleanly on, over the m(x) candidates outside it that ran
+    # cleanly there: a(x) agree with it, the largest group on one other output has b(x), and
+    # same(x) of the m(x) * (m(x) - 1) / 2 pairs among them agree with each other.
+    g = pl.col("golden_size").cast(pl.Int64)
+    agree = pl.col("golden_votes") - g
+    outside = pl.col("total") - g
     votes = (
         clean.group_by("tx", "key_id").agg(votes=pl.len())
         .join(golden, on="tx", how="inner")
+        .with_columns(is_golden=pl.col("key_id") == pl.col("golden_key"), v=pl.col("votes").cast(pl.Int64))
         .group_by("tx").agg(
-            golden_votes=pl.col("votes").filter(pl.col("key_id") == pl.col("golden_key")).sum(),
-            other_votes=pl.col("votes").filter(pl.col("key_id") != pl.col("golden_key")).max().fill_null(0))
-        .group_by(t=_task_of("tx")).agg(lost_tests=(pl.col("golden_votes") <= pl.col("other_votes")).sum())
+            golden_votes=pl.col("v").filter("is_golden").sum(),
+            other_votes=pl.col("v").filter(~pl.col("is_golden")).max().fill_null(0),
+            total=pl.col("v").sum(),
+            other_pairs=(pl.col("v") * (pl.col("v") - 1) // 2).filter(~pl.col("is_golden")).sum())
+        .with_columns(t=_task_of("tx"))
+        .join(tasks.select("t", "golden_size"), on="t")
+        .group_by("t").agg(
+            agreeing=agree.sum(), outside=outside.sum(), max_dissent=(pl.col("other_votes") - agree).max(),
+            same_pairs=(pl.col("other_pairs") + agree * (agree - 1) // 2).sum(),
+            all_pairs=(outside * (outside - 1) // 2).sum())
     )
-    # The runner-up cluster's lowest candidate and its distance to the golden one: the tests where
-    # exactly one of them ran cleanly, or both did with different outputs.
-    runner_up = (
-        evidence.clusters.join(tasks.select("t", "golden_ts"), on="t")
-        .filter(pl.col("first") != pl.col("golden_ts"))
-        .sort(["t", "size", "first"], descending=[False, True, False])
-        .unique("t", keep="first").select("t", runner_ts="first")
-    )
-    runner = (
-        clean.join(runner_up.select(ts="runner_ts"), on="ts", how="semi").select("tx", "key_id")
-        .join(golden, on="tx", how="full", coalesce=True)
-        .group_by(t=_task_of("tx")).agg(
-            runner_up_gap=(pl.col("key_id").is_null() | pl.col("golden_key").is_null()
-                           | (pl.col("key_id") != pl.col("golden_key"))).sum())
-    )
-    # missing the runner-up: runner_up_gap counts every test the golden ran cleanly on
+    others = pl.col("candidates").cast(pl.Int64) - g
     return (
         tasks.join(per_golden, on="t", how="left")
         .join(votes, on="t", how="left")
-        .join(runner_up, on="t", how="left")
-        .join(runner.filter(pl.col("t").is_in(runner_up["t"].implode())), on="t", how="left")
         .select(
             "t",
-            rest_share=(pl.col("candidates") - pl.col("golden_size") - pl.col("runner_up_size"))
-            / pl.col("candidates"),
-            lost_tests=pl.col("lost_tests").fill_null(0),
-            runner_up_gap=pl.when(pl.col("runner_ts").is_null()).then(pl.col("golden_clean"))
-            .otherwise(pl.col("runner_up_gap").fill_null(0)),
+            log_golden_size=pl.col("golden_size").cast(pl.Float64).log(),
+            log_candidates=pl.col("candidates").cast(pl.Float64).log(),
+            golden_share=pl.col("golden_size") / pl.col("candidates"),
+            clear_lead=(pl.col("golden_size") >= pl.col("runner_up_size") + 2).cast(pl.Int64),
+            dissent=pl.when(others > 0).then(pl.col("max_dissent") / others).otherwise(0.0),
+            centrality=pl.when(pl.col("outside") > 0).then(pl.col("agreeing") / pl.col("outside")).otherwise(1.0)
+            - pl.when(pl.col("all_pairs") > 0).then(pl.col("same_pairs") / pl.col("all_pairs")).otherwise(1.0),
             missed_tests=pl.col("voted_tests") - pl.col("golden_clean"),
             few_values=(pl.col("golden_values") <= 2).cast(pl.Int64),
         )
