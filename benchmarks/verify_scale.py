@@ -1,16 +1,17 @@
 """Speed and memory of `synthsmith verify` at the paper's scale, against a plain-Python
 implementation of the same algorithm on the same data, measured in one run.
 
-    python benchmarks/verify_scale.py [--tasks 100000] [--method strict|paper] [--plain-rows 0]
+    python benchmarks/verify_scale.py [--tasks 100000] [--method strict|calibrated|paper] [--plain-rows 0]
 
 (from the project root, in the project's venv). It synthesises a RUNS table of tasks x 10
 candidates x 10 inputs (10M rows by default) and its TESTS table, writes both as Parquet to a
 temporary directory, and runs, each in its own process under /usr/bin/time (wall time, peak
 resident memory, CPU time):
   ours:  the real command, `synthsmith verify --runs ... --tests ... --out ... --method M`;
-  plain: the same algorithm written with dicts and loops (`plain_strict` / `plain_paper` below),
-         reading the same files; by default on the whole table (about 30 s and 3.4 GiB for
-         strict), or on the first `--plain-rows` rows with time and memory extrapolated linearly.
+  plain: the same algorithm written with dicts and loops (`plain_strict`, `plain_calibrated` at
+         its default threshold, `plain_paper` below), reading the same files; by default on the
+         whole table (about 30 s and 3.4 GiB for strict), or on the first `--plain-rows` rows
+         with time and memory extrapolated linearly.
 Both write their verdicts and the benchmark checks they agree on every task the plain one saw.
 Goal for the default method: <= 10 s and <= 3 GiB on 2 cores. The machine's load average is
 printed first: other processes on the 2 cores stretch the wall times.
@@ -198,6 +199,78 @@ def plain_strict(by_task, sols, seed: int) -> dict:
     return verdicts
 
 
+def plain_calibrated(by_task, sols, seed: int) -> dict:
+    """stages/verify_calibrated.py with dicts and loops, at its default threshold and coefficients."""
+    from synthsmith.stages.verify_calibrated import COEFFICIENTS, DEFAULT_THRESHOLD, FEATURES, logit
+
+    limit = logit(DEFAULT_THRESHOLD)
+    verdicts = {}
+    for task in sorted(set(by_task) | set(sols)):
+        candidates = sols.get(task, {})
+        clusters: dict = defaultdict(list)
+        for sol, outs in candidates.items():
+            vector = tuple(sorted((t, o[1]) for t, o in outs.items() if o is not None))
+            if vector:
+                clusters[vector].append(sol)
+        eligible = {v: len(v) >= 2 and len({k for _, k in v}) >= 2 for v in clusters}
+        ranked = sorted(clusters.items(), key=lambda kv: (-eligible[kv[0]], -len(kv[1]), min(kv[1])))
+        reason = None
+        if not by_task.get(task):
+            reason = "no_tests"
+        elif not candidates:
+            reason = "no_candidates"
+        elif not clusters:
+            reason = "no_passing_candidate"
+        elif all(len(v) < 2 for v in clusters):
+            reason = "too_few_labelled_tests"
+        elif not any(eligible.values()):
+            reason = "degenerate_outputs"
+        else:
+            golden_vector, members = ranked[0]
+            others = sorted(ranked[1:], key=lambda kv: (-len(kv[1]), min(kv[1])))
+            g, r = len(members), len(others[0][1]) if others else 0
+            if g < 2:
+                reason = "weak_consensus"
+            elif g <= r:
+                reason = "contested_consensus"
+            else:
+                golden = dict(golden_vector)
+                c = len(candidates)
+                agreeing = outside = same_pairs = all_pairs = 0
+                max_dissent = None
+                for test, key in golden.items():
+                    votes = Counter(o[1] for outs in candidates.values() if (o := outs.get(test)) is not None)
+                    agree, others = votes[key] - g, sum(votes.values()) - g
+                    other_best = max((v for k, v in votes.items() if k != key), default=0)
+                    agreeing, outside = agreeing + agree, outside + others
+                    same_pairs += sum(v * (v - 1) // 2 for k, v in votes.items() if k != key) + agree * (agree - 1) // 2
+                    all_pairs += others * (others - 1) // 2
+                    max_dissent = other_best - agree if max_dissent is None else max(max_dissent, other_best - agree)
+                voted = sum(any(outs.get(t) is not None for outs in candidates.values()) for t in by_task[task])
+                features = {
+                    "log_golden_size": math.log(g), "log_candidates": math.log(c), "golden_share": g / c,
+                    "runner_up_size": r, "clear_lead": int(g >= r + 2),
+                    "dissent": max_dissent / (c - g) if c > g else 0.0,
+                    "centrality": (agreeing / outside if outside > 0 else 1.0)
+                    - (same_pairs / all_pairs if all_pairs > 0 else 1.0),
+                    "missed_tests": voted - len(golden), "few_values": int(len(set(golden.values())) <= 2),
+                }
+                score = float(COEFFICIENTS["intercept"])
+                for f in FEATURES:
+                    score = score + float(COEFFICIENTS[f]) * float(features[f])
+                if score > limit:
+                    reason = "low_confidence"
+        if reason:
+            verdicts[task] = (False, None, [], reason)
+            continue
+        golden = min(ranked[0][1])
+        outs = candidates[golden]
+        labelled = [t for t, o in outs.items() if o is not None]
+        half = _strict_split(task, labelled, seed)
+        verdicts[task] = (True, golden, [(t, outs[t][0]) for t in sorted(half)], None)
+    return verdicts
+
+
 def plain_paper(by_task, sols, seed: int) -> dict:
     """dual_verify (the paper's Algorithm 1) with dicts and loops."""
     from synthsmith.stages.compare import outputs_match
@@ -256,7 +329,8 @@ def plain_paper(by_task, sols, seed: int) -> dict:
 
 def plain_main(runs_path: str, tests_path: str, out_path: str, method: str, max_rows: int) -> None:
     by_task, sols = _read(runs_path, tests_path, max_rows)
-    verdicts = (plain_strict if method == "strict" else plain_paper)(by_task, sols, 0)
+    plain = {"strict": plain_strict, "calibrated": plain_calibrated, "paper": plain_paper}[method]
+    verdicts = plain(by_task, sols, 0)
     Path(out_path).write_text(json.dumps(verdicts))
 
 
@@ -278,7 +352,7 @@ def timed(command: list[str]) -> tuple[float, float, float]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=100_000)
-    parser.add_argument("--method", default="strict", choices=["strict", "paper"])
+    parser.add_argument("--method", default="strict", choices=["strict", "calibrated", "paper"])
     parser.add_argument("--plain-rows", type=int, default=0,
                         help="rows the plain implementation runs on (0: all), extrapolated linearly")
     args = parser.parse_args(argv)

@@ -12,7 +12,7 @@ from synthsmith.runtime.io import read_table, write_tables
 from synthsmith.runtime.stage import run_stage
 from synthsmith.stages.solvability import drop_unsolved
 from synthsmith.stages.verify import verify
-from synthsmith.stages.verify_rounds import first_round_open
+from synthsmith.stages.verify_rounds import first_round_open, rule_threshold
 
 
 @flow(name="verify")
@@ -23,7 +23,7 @@ def verify_flow(params_path: str = "params.yaml") -> None:
     tests = read_table("data/generate_tests/tests.parquet", tables.TEST_INPUTS)
     verdicts, agreement = task(verify, name="dual verification")(
         runs, tests.select("task_id", "test_id", "input", "weight"), seed=settings.seed, method=settings.method,
-        float_tol=settings.float_tol, threshold=settings.threshold,
+        float_tol=settings.float_tol, threshold=rule_threshold(settings, params.generate_solutions),
         more_possible=first_round_open(settings, params.generate_solutions, tests["task_id"].unique()))
     if settings.strong_model:
         solutions = read_table("data/generate_solutions/solutions.parquet", tables.SOLUTIONS)

@@ -18,7 +18,14 @@ from synthsmith.sandbox.runner import run_jobs
 from synthsmith.stages import execute, generate_solutions
 from synthsmith.stages.solvability import drop_unsolved
 from synthsmith.stages.verify import verify
-from synthsmith.stages.verify_rounds import next_samples, replace_rows, round_row, samples_cap, undecided
+from synthsmith.stages.verify_rounds import (
+    next_samples,
+    replace_rows,
+    round_row,
+    rule_threshold,
+    samples_cap,
+    undecided,
+)
 
 
 @flow(name="verify_rounds")
@@ -58,7 +65,7 @@ def verify_rounds_flow(params_path: str = "params.yaml") -> None:
         now, now_agreement = verify(
             runs.filter(pl.col("task_id").is_in(open_ids.implode())),
             tests.filter(pl.col("task_id").is_in(open_ids.implode())).select("task_id", "test_id", "input", "weight"),
-            seed=rules.seed, method=rules.method, float_tol=rules.float_tol, threshold=rules.threshold,
+            seed=rules.seed, method=rules.method, float_tol=rules.float_tol, threshold=rule_threshold(rules, solving),
             more_possible=open_ids if asked < cap else None)
         if rules.strong_model:
             now = drop_unsolved(now, runs, solutions, rules.strong_model, rules.float_tol)

@@ -830,3 +830,15 @@ def test_verify_rounds_replaces_only_the_rows_of_the_tasks_it_verified_again():
                         "mean_top_share": [0.9, 0.8]})
     out = replace_rows(old, new, tables.AGREEMENT)
     assert out.rows() == [("a", 1, 0, 1.0), ("b", 8, 1, 0.8), ("c", 9, 1, 0.9)]
+
+
+def test_calibrated_in_rounds_looks_with_the_rounds_threshold_unless_one_is_set():
+    from synthsmith.contract.params import VerifyParams
+    from synthsmith.stages.verify_calibrated import ROUNDS_THRESHOLD
+    from synthsmith.stages.verify_rounds import rule_threshold
+
+    solving = GenerateSolutionsParams(models=["m/a", "m/b"], samples_per_model=2)
+    assert rule_threshold(VerifyParams(method="calibrated", max_candidates=32), solving) == ROUNDS_THRESHOLD
+    assert rule_threshold(VerifyParams(method="calibrated"), solving) is None  # no rounds: the method's default
+    assert rule_threshold(VerifyParams(method="calibrated", threshold=0.2, max_candidates=32), solving) == 0.2
+    assert rule_threshold(VerifyParams(method="strict", max_candidates=32), solving) is None

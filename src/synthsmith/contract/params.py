@@ -192,7 +192,7 @@ class ExecuteParams(_Section):
 
 
 class VerifyParams(_Section):
-    method: VerifyMethod = "strict"  # the keys of stages.verify.METHODS
+    method: VerifyMethod = "calibrated"  # the keys of stages.verify.METHODS
     # calibrated only: the highest estimated chance of a wrong golden solution it keeps (null: its default)
     threshold: float | None = Field(None, gt=0, lt=1)
     seed: int = 0

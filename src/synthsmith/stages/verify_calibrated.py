@@ -63,7 +63,7 @@ from synthsmith.stages.verify_strict import (
 )
 from synthsmith.stages.votes import TASK
 
-# Discards that more candidates can turn into a keep (stage more_candidates asks for them).
+# Discards that more candidates can turn into a keep (stage verify_rounds asks for them).
 UNDECIDED_REASONS: tuple[str, ...] = (WEAK_CONSENSUS, CONTESTED_CONSENSUS, NO_PASSING_CANDIDATE, DEGENERATE_OUTPUTS,
                                       LOW_CONFIDENCE)
 

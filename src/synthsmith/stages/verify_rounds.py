@@ -17,6 +17,7 @@ import polars as pl
 from synthsmith.contract import tables
 from synthsmith.contract.params import GenerateSolutionsParams, VerifyParams
 from synthsmith.contract.values import DISCARDED, KEPT, UNDECIDED
+from synthsmith.stages.verify_calibrated import ROUNDS_THRESHOLD
 
 
 def samples_cap(rules: VerifyParams, solving: GenerateSolutionsParams) -> int:
@@ -25,6 +26,14 @@ def samples_cap(rules: VerifyParams, solving: GenerateSolutionsParams) -> int:
     if rules.max_candidates is None:
         return solving.samples_per_model
     return max(solving.samples_per_model, rules.max_candidates // len(solving.models))
+
+
+def rule_threshold(rules: VerifyParams, solving: GenerateSolutionsParams) -> float | None:
+    """`verify.threshold`; when null and calibrated verification runs in rounds, its ROUNDS_THRESHOLD:
+    each round is one more chance for a group of wrong programs to pass, so every look must be
+    surer (benchmarks/verify_quality.py --adaptive); null otherwise (the method's default)."""
+    rounds = samples_cap(rules, solving) > solving.samples_per_model
+    return ROUNDS_THRESHOLD if rules.threshold is None and rules.method == "calibrated" and rounds else rules.threshold
 
 
 def first_round_open(rules: VerifyParams, solving: GenerateSolutionsParams, tasks: pl.Series) -> pl.Series:
