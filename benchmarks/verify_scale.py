@@ -161,33 +161,40 @@ def _strict_split(task: str, test_ids, seed: int) -> set:
     return {test_ids[i] for i in order[:math.ceil(len(test_ids) / 2)]}
 
 
-def plain_strict(by_task, sols, seed: int) -> dict:
-    """stages/verify_strict.py with dicts and loops: task -> (kept, golden, golden tests, reason)."""
+def _plain_clusters(candidates: dict) -> tuple[dict, list]:
+    """Candidates grouped by output vector, and the groups ranked as strict ranks them."""
+    clusters: dict = defaultdict(list)
+    for sol, outs in candidates.items():
+        vector = tuple(sorted((t, o[1]) for t, o in outs.items() if o is not None))
+        if vector:
+            clusters[vector].append(sol)
+    eligible = {v: len(v) >= 2 and len({k for _, k in v}) >= 2 for v in clusters}
+    return eligible, sorted(clusters.items(), key=lambda kv: (-eligible[kv[0]], -len(kv[1]), min(kv[1])))
+
+
+def _plain_gate(tests, candidates: dict, eligible: dict) -> str | None:
+    """The discard reasons before the golden cluster's size is weighed."""
+    if not tests:
+        return "no_tests"
+    if not candidates:
+        return "no_candidates"
+    if not eligible:
+        return "no_passing_candidate"
+    if all(len(v) < 2 for v in eligible):
+        return "too_few_labelled_tests"
+    if not any(eligible.values()):
+        return "degenerate_outputs"
+    return None
+
+
+def _plain_verdicts(by_task, sols, seed: int, decide) -> dict:
+    """task -> (kept, golden, golden tests, reason); `decide(task, candidates, ranked)` gives the
+    reason past the gate (None: keep), the golden cluster being ranked[0]."""
     verdicts = {}
     for task in sorted(set(by_task) | set(sols)):
         candidates = sols.get(task, {})
-        clusters: dict = defaultdict(list)
-        for sol, outs in candidates.items():
-            vector = tuple(sorted((t, o[1]) for t, o in outs.items() if o is not None))
-            if vector:
-                clusters[vector].append(sol)
-        reason = None
-        ranked = sorted(clusters.items(), key=lambda kv: (
-            -(len(kv[0]) >= 2 and len({k for _, k in kv[0]}) >= 2), -len(kv[1]), min(kv[1])))
-        if not by_task.get(task):
-            reason = "no_tests"
-        elif not candidates:
-            reason = "no_candidates"
-        elif not clusters:
-            reason = "no_passing_candidate"
-        elif all(len(v) < 2 for v in clusters):
-            reason = "too_few_labelled_tests"
-        elif not any(len(v) >= 2 and len({k for _, k in v}) >= 2 for v in clusters):
-            reason = "degenerate_outputs"
-        elif len(ranked[0][1]) < 2:
-            reason = "weak_consensus"
-        elif len(ranked[0][1]) < max((len(s) for _, s in ranked[1:]), default=0) + 2:
-            reason = "contested_consensus"
+        eligible, ranked = _plain_clusters(candidates)
+        reason = _plain_gate(by_task.get(task), candidates, eligible) or decide(task, candidates, ranked)
         if reason:
             verdicts[task] = (False, None, [], reason)
             continue
@@ -197,6 +204,18 @@ def plain_strict(by_task, sols, seed: int) -> dict:
         half = _strict_split(task, labelled, seed)
         verdicts[task] = (True, golden, [(t, outs[t][0]) for t in sorted(half)], None)
     return verdicts
+
+
+def plain_strict(by_task, sols, seed: int) -> dict:
+    """stages/verify_strict.py with dicts and loops: task -> (kept, golden, golden tests, reason)."""
+    def decide(task, candidates, ranked) -> str | None:
+        if len(ranked[0][1]) < 2:
+            return "weak_consensus"
+        if len(ranked[0][1]) < max((len(s) for _, s in ranked[1:]), default=0) + 2:
+            return "contested_consensus"
+        return None
+
+    return _plain_verdicts(by_task, sols, seed, decide)
 
 
 def plain_calibrated(by_task, sols, seed: int) -> dict:
@@ -204,71 +223,46 @@ def plain_calibrated(by_task, sols, seed: int) -> dict:
     from synthsmith.stages.verify_calibrated import COEFFICIENTS, DEFAULT_THRESHOLD, FEATURES, logit
 
     limit = logit(DEFAULT_THRESHOLD)
-    verdicts = {}
-    for task in sorted(set(by_task) | set(sols)):
-        candidates = sols.get(task, {})
-        clusters: dict = defaultdict(list)
-        for sol, outs in candidates.items():
-            vector = tuple(sorted((t, o[1]) for t, o in outs.items() if o is not None))
-            if vector:
-                clusters[vector].append(sol)
-        eligible = {v: len(v) >= 2 and len({k for _, k in v}) >= 2 for v in clusters}
-        ranked = sorted(clusters.items(), key=lambda kv: (-eligible[kv[0]], -len(kv[1]), min(kv[1])))
+
+    def decide(task, candidates, ranked) -> str | None:
         reason = None
-        if not by_task.get(task):
-            reason = "no_tests"
-        elif not candidates:
-            reason = "no_candidates"
-        elif not clusters:
-            reason = "no_passing_candidate"
-        elif all(len(v) < 2 for v in clusters):
-            reason = "too_few_labelled_tests"
-        elif not any(eligible.values()):
-            reason = "degenerate_outputs"
+        golden_vector, members = ranked[0]
+        others = sorted(ranked[1:], key=lambda kv: (-len(kv[1]), min(kv[1])))
+        g, r = len(members), len(others[0][1]) if others else 0
+        if g < 2:
+            reason = "weak_consensus"
+        elif g <= r:
+            reason = "contested_consensus"
         else:
-            golden_vector, members = ranked[0]
-            others = sorted(ranked[1:], key=lambda kv: (-len(kv[1]), min(kv[1])))
-            g, r = len(members), len(others[0][1]) if others else 0
-            if g < 2:
-                reason = "weak_consensus"
-            elif g <= r:
-                reason = "contested_consensus"
-            else:
-                golden = dict(golden_vector)
-                c = len(candidates)
-                agreeing = outside = same_pairs = all_pairs = 0
-                max_dissent = None
-                for test, key in golden.items():
-                    votes = Counter(o[1] for outs in candidates.values() if (o := outs.get(test)) is not None)
-                    agree, others = votes[key] - g, sum(votes.values()) - g
-                    other_best = max((v for k, v in votes.items() if k != key), default=0)
-                    agreeing, outside = agreeing + agree, outside + others
-                    same_pairs += sum(v * (v - 1) // 2 for k, v in votes.items() if k != key) + agree * (agree - 1) // 2
-                    all_pairs += others * (others - 1) // 2
-                    max_dissent = other_best - agree if max_dissent is None else max(max_dissent, other_best - agree)
-                voted = sum(any(outs.get(t) is not None for outs in candidates.values()) for t in by_task[task])
-                features = {
-                    "log_golden_size": math.log(g), "log_candidates": math.log(c), "golden_share": g / c,
-                    "runner_up_size": r, "clear_lead": int(g >= r + 2),
-                    "dissent": max_dissent / (c - g) if c > g else 0.0,
-                    "centrality": (agreeing / outside if outside > 0 else 1.0)
-                    - (same_pairs / all_pairs if all_pairs > 0 else 1.0),
-                    "missed_tests": voted - len(golden), "few_values": int(len(set(golden.values())) <= 2),
-                }
-                score = float(COEFFICIENTS["intercept"])
-                for f in FEATURES:
-                    score = score + float(COEFFICIENTS[f]) * float(features[f])
-                if score > limit:
-                    reason = "low_confidence"
-        if reason:
-            verdicts[task] = (False, None, [], reason)
-            continue
-        golden = min(ranked[0][1])
-        outs = candidates[golden]
-        labelled = [t for t, o in outs.items() if o is not None]
-        half = _strict_split(task, labelled, seed)
-        verdicts[task] = (True, golden, [(t, outs[t][0]) for t in sorted(half)], None)
-    return verdicts
+            golden = dict(golden_vector)
+            c = len(candidates)
+            agreeing = outside = same_pairs = all_pairs = 0
+            max_dissent = None
+            for test, key in golden.items():
+                votes = Counter(o[1] for outs in candidates.values() if (o := outs.get(test)) is not None)
+                agree, others = votes[key] - g, sum(votes.values()) - g
+                other_best = max((v for k, v in votes.items() if k != key), default=0)
+                agreeing, outside = agreeing + agree, outside + others
+                same_pairs += sum(v * (v - 1) // 2 for k, v in votes.items() if k != key) + agree * (agree - 1) // 2
+                all_pairs += others * (others - 1) // 2
+                max_dissent = other_best - agree if max_dissent is None else max(max_dissent, other_best - agree)
+            voted = sum(any(outs.get(t) is not None for outs in candidates.values()) for t in by_task[task])
+            features = {
+                "log_golden_size": math.log(g), "log_candidates": math.log(c), "golden_share": g / c,
+                "runner_up_size": r, "clear_lead": int(g >= r + 2),
+                "dissent": max_dissent / (c - g) if c > g else 0.0,
+                "centrality": (agreeing / outside if outside > 0 else 1.0)
+                - (same_pairs / all_pairs if all_pairs > 0 else 1.0),
+                "missed_tests": voted - len(golden), "few_values": int(len(set(golden.values())) <= 2),
+            }
+            score = float(COEFFICIENTS["intercept"])
+            for f in FEATURES:
+                score = score + float(COEFFICIENTS[f]) * float(features[f])
+            if score > limit:
+                reason = "low_confidence"
+        return reason
+
+    return _plain_verdicts(by_task, sols, seed, decide)
 
 
 def plain_paper(by_task, sols, seed: int) -> dict:

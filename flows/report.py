@@ -45,6 +45,10 @@ def report_flow(params_path: str = "params.yaml") -> None:
         get_run_logger().warning("no price for model(s) %s: their %d calls count as $0 (set llm.models.<model>."
                                  "input_usd_per_mtok and output_usd_per_mtok)", ", ".join(unpriced),
                                  sum(unpriced.values()))
+    for number, step in (report.rounds or {}).items():
+        get_run_logger().info("verification round %s: %d tasks with %d samples per model: %d kept, %d discarded, "
+                              "%d undecided; %d requests, $%.4f", number, step.tasks, step.samples_per_model,
+                              step.kept, step.discarded, step.undecided, step.requests, step.cost_usd)
     if stopped := first_zero(funnel):  # the run completed, with an empty export: say where and why, once
         get_run_logger().warning("the funnel reached zero at %s", stopped)
 

@@ -47,19 +47,16 @@ from synthsmith.contract.values import (
     CONTESTED_CONSENSUS,
     DEGENERATE_OUTPUTS,
     LOW_CONFIDENCE,
-    NO_CANDIDATES,
     NO_PASSING_CANDIDATE,
-    NO_TESTS,
-    TOO_FEW_LABELLED_TESTS,
     WEAK_CONSENSUS,
 )
 from synthsmith.stages.verify_strict import (
-    MIN_SUPPORT,
     Evidence,
-    _decode,
-    _task_of,
     consensus_evidence,
+    consensus_reason,
     consensus_verdicts,
+    decode,
+    task_of,
 )
 from synthsmith.stages.votes import TASK
 
@@ -106,9 +103,9 @@ def assess(runs: pl.DataFrame, tests: pl.DataFrame, float_tol: float = 1e-6,
     evidence = consensus_evidence(runs, tests, float_tol)
     task_names, _, sol_names = evidence.names
     return _assess(evidence, coefficients or COEFFICIENTS).select(
-        task_id=_decode(task_names, "t"),
+        task_id=decode(task_names, "t"),
         golden_solution_id=pl.when(pl.col("golden_ts").is_not_null()).then(
-            _decode(sol_names, pl.col("golden_ts") % (1 << 32))),
+            decode(sol_names, pl.col("golden_ts") % (1 << 32))),
         gate="gate", **{f: f for f in FEATURES}, score="score",
         p_wrong=1 / (1 + (-pl.col("score")).exp()),
     ).sort(TASK)
@@ -134,20 +131,8 @@ def score_expr(coefficients: dict[str, float]) -> pl.Expr:
 def _assess(evidence: Evidence, coefficients: dict[str, float]) -> pl.DataFrame:
     """evidence.tasks plus gate, FEATURES and score."""
     tasks = evidence.tasks.join(_features(evidence), on="t", how="left")
-    return tasks.with_columns(gate=_gate(), score=score_expr(coefficients))
-
-
-def _gate() -> pl.Expr:
-    """strict's reasons, with a lead of one instead of MARGIN (the model judges the rest)."""
-    return (
-        pl.when(pl.col("tests") == 0).then(pl.lit(NO_TESTS))
-        .when(pl.col("candidates") == 0).then(pl.lit(NO_CANDIDATES))
-        .when(pl.col("voted_tests") == 0).then(pl.lit(NO_PASSING_CANDIDATE))
-        .when(~pl.col("any_two_tests")).then(pl.lit(TOO_FEW_LABELLED_TESTS))
-        .when(~pl.col("any_eligible")).then(pl.lit(DEGENERATE_OUTPUTS))
-        .when(pl.col("golden_size") < MIN_SUPPORT).then(pl.lit(WEAK_CONSENSUS))
-        .when(pl.col("golden_size") <= pl.col("runner_up_size")).then(pl.lit(CONTESTED_CONSENSUS))
-    )
+    # strict's reasons with a lead of one instead of MARGIN: the model judges any lead
+    return tasks.with_columns(gate=consensus_reason(margin=1), score=score_expr(coefficients))
 
 
 def _features(evidence: Evidence) -> pl.DataFrame:
@@ -156,7 +141,7 @@ def _features(evidence: Evidence) -> pl.DataFrame:
         "t", "golden_ts", "golden_size", "runner_up_size", "candidates", "voted_tests")
     clean = evidence.clean.select("ts", "tx", "key_id")
     golden = clean.join(tasks.select(ts="golden_ts"), on="ts", how="semi").select("tx", golden_key="key_id")
-    per_golden = golden.group_by(t=_task_of("tx")).agg(
+    per_golden = golden.group_by(t=task_of("tx")).agg(
         golden_clean=pl.len(), golden_values=pl.col("golden_key").n_unique())
     # Per test the golden cluster ran cleanly on, over the m(x) candidates outside it that ran
     # cleanly there: a(x) agree with it, the largest group on one other output has b(x), and
@@ -173,7 +158,7 @@ def _features(evidence: Evidence) -> pl.DataFrame:
             other_votes=pl.col("v").filter(~pl.col("is_golden")).max().fill_null(0),
             total=pl.col("v").sum(),
             other_pairs=(pl.col("v") * (pl.col("v") - 1) // 2).filter(~pl.col("is_golden")).sum())
-        .with_columns(t=_task_of("tx"))
+        .with_columns(t=task_of("tx"))
         .join(tasks.select("t", "golden_size"), on="t")
         .group_by("t").agg(
             agreeing=agree.sum(), outside=outside.sum(), max_dissent=(pl.col("other_votes") - agree).max(),

@@ -72,7 +72,7 @@ def strict_verify(runs: pl.DataFrame, tests: pl.DataFrame, seed: int,
                   float_tol: float = 1e-6) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Consensus verification (module docstring) on conformed RUNS and TESTS (weights unused)."""
     evidence = consensus_evidence(runs, tests, float_tol)
-    return consensus_verdicts(evidence, evidence.tasks.with_columns(reason=_reason()), seed)
+    return consensus_verdicts(evidence, evidence.tasks.with_columns(reason=consensus_reason()), seed)
 
 
 class Evidence(NamedTuple):
@@ -93,7 +93,7 @@ def consensus_evidence(runs: pl.DataFrame, tests: pl.DataFrame, float_tol: float
     """Steps 1-3 of the module docstring up to the decision. Raises on duplicate runs."""
     names, coded, coded_tests = _encode(runs, tests)
     n_tests = coded_tests.group_by("t").agg(tests=pl.len())
-    candidates = coded.select(pl.col("ts").unique()).group_by(t=_task_of("ts")).agg(candidates=pl.len())
+    candidates = coded.select(pl.col("ts").unique()).group_by(t=task_of("ts")).agg(candidates=pl.len())
     ran_cleanly = pl.col("ok") & pl.col("tx").is_in(coded_tests["tx"].implode())
     clean = with_key_ids(coded.filter(ran_cleanly).with_columns(pl.col("output").fill_null("")), float_tol)
     clusters = _clusters(clean)
@@ -116,17 +116,17 @@ def consensus_verdicts(evidence: Evidence, tasks: pl.DataFrame, seed: int) -> tu
     task_names, test_names, sol_names = evidence.names
     tasks = tasks.with_columns(kept=pl.col("reason").is_null())
     kept = tasks.filter("kept")["golden_ts"]
-    labels = evidence.clean.filter(pl.col("ts").is_in(kept.implode())).select("x", "output", t=_task_of("ts"))
-    labels = golden_split(labels.with_columns(task_id=_decode(task_names, "t")), seed)
+    labels = evidence.clean.filter(pl.col("ts").is_in(kept.implode())).select("x", "output", t=task_of("ts"))
+    labels = golden_split(labels.with_columns(task_id=decode(task_names, "t")), seed)
     golden_tests = (
         labels.filter("golden")
         .group_by("t", maintain_order=True)
-        .agg(golden_tests=pl.struct(test_id=_decode(test_names, "x"), expected_output="output"))
+        .agg(golden_tests=pl.struct(test_id=decode(test_names, "x"), expected_output="output"))
     )
     verdicts = (
         tasks.join(golden_tests, on="t", how="left")
-        .with_columns(task_id=_decode(task_names, "t"),
-                      golden_solution_id=pl.when("kept").then(_decode(sol_names, pl.col("golden_ts") % _SHIFT)),
+        .with_columns(task_id=decode(task_names, "t"),
+                      golden_solution_id=pl.when("kept").then(decode(sol_names, pl.col("golden_ts") % _SHIFT)),
                       golden_tests=pl.col("golden_tests").fill_null(pl.lit([], dtype=GOLDEN_LIST)))
     )
     return verdicts, verdicts.select(TASK, "labelled_tests", "tied_tests", "mean_top_share")
@@ -192,7 +192,7 @@ def _pack(high: pl.Expr, low: pl.Expr) -> pl.Expr:
     return high.cast(pl.UInt64) * _SHIFT + low.cast(pl.UInt64)
 
 
-def _decode(names: pl.Series, code: str | pl.Expr) -> pl.Expr:
+def decode(names: pl.Series, code: str | pl.Expr) -> pl.Expr:
     code = pl.col(code) if isinstance(code, str) else code
     return pl.lit(names).gather(code.cast(pl.UInt32))
 
@@ -207,13 +207,13 @@ def _clusters(clean: pl.DataFrame) -> pl.DataFrame:
         varied=pl.col("key_id").min() != pl.col("key_id").max(),
     )
     return (
-        vectors.group_by(_task_of("ts").alias("t"), "h1", "h2", "clean_tests")
+        vectors.group_by(task_of("ts").alias("t"), "h1", "h2", "clean_tests")
         .agg(size=pl.len(), first=pl.col("ts").min(), varied=pl.col("varied").first())
         .select("t", "size", "first", "clean_tests", eligible=(pl.col("clean_tests") >= 2) & pl.col("varied"))
     )
 
 
-def _task_of(packed: str) -> pl.Expr:
+def task_of(packed: str) -> pl.Expr:
     return (pl.col(packed) // _SHIFT).cast(pl.UInt32)
 
 
@@ -247,7 +247,7 @@ def _agreement(clean: pl.DataFrame) -> pl.DataFrame:
     tied = (pl.col("tx") == pl.col("tx").shift(-1)) & (pl.col("count") == pl.col("count").shift(-1))
     per_test = votes.with_columns(first=first.fill_null(True), tied=tied.fill_null(False)).filter("first")
     return (
-        per_test.group_by(t=_task_of("tx"))
+        per_test.group_by(t=task_of("tx"))
         .agg(voted_tests=pl.len().cast(pl.Int64),
              labelled_tests=(~pl.col("tied")).sum().cast(pl.Int64),
              tied_tests=pl.col("tied").sum().cast(pl.Int64),
@@ -255,7 +255,8 @@ def _agreement(clean: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _reason() -> pl.Expr:
+def consensus_reason(margin: int = MARGIN) -> pl.Expr:
+    """Why a task is discarded (null: kept), the golden cluster needing a lead of `margin` members."""
     return (
         pl.when(pl.col("tests") == 0).then(pl.lit(NO_TESTS))
         .when(pl.col("candidates") == 0).then(pl.lit(NO_CANDIDATES))
@@ -263,5 +264,5 @@ def _reason() -> pl.Expr:
         .when(~pl.col("any_two_tests")).then(pl.lit(TOO_FEW_LABELLED_TESTS))
         .when(~pl.col("any_eligible")).then(pl.lit(DEGENERATE_OUTPUTS))
         .when(pl.col("golden_size") < MIN_SUPPORT).then(pl.lit(WEAK_CONSENSUS))
-        .when(pl.col("golden_size") < pl.col("runner_up_size") + MARGIN).then(pl.lit(CONTESTED_CONSENSUS))
+        .when(pl.col("golden_size") < pl.col("runner_up_size") + margin).then(pl.lit(CONTESTED_CONSENSUS))
     )
