@@ -457,3 +457,20 @@ def test_strict_golden_split_is_seeded_order_free_and_half():
     for seed in range(6):
         assert strict_golden("task", ids, seed) == reference_strict_golden("task", ids, seed)
         assert strict_golden("task", ids[::-1], seed) == strict_golden("task", ids, seed)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_cli_out_file_follows_the_umask(tmp_path, umask):
+    import os
+
+    MAJORITY.write_parquet(tmp_path / "runs.parquet")
+    TESTS.write_parquet(tmp_path / "tests.parquet")
+    out = tmp_path / "verdicts.parquet"
+    old = os.umask(umask)
+    try:
+        result = CliRunner().invoke(app, ["verify", "--runs", str(tmp_path / "runs.parquet"), "--tests",
+                                          str(tmp_path / "tests.parquet"), "--out", str(out)])
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -1,8 +1,9 @@
 """Rebuild data/shipped/cassette.jsonl from the hand-written demo author (tools/demo_author).
 
-Runs the data stages up to verify_rounds in `record` mode through the real live path (litellm -> an
-OpenAI-compatible server on 127.0.0.1 that answers with tools/demo_author/author.py), one request
-at a time so the author's choices are reproducible. Run from the project root:  python tools/build_cassette.py
+Runs the LLM stages in `record` mode through the real live path (litellm -> an OpenAI-compatible
+server on 127.0.0.1 that answers with tools/demo_author/author.py), one request at a time so the
+author's choices are reproducible, then records every later candidate sample stage verify_rounds
+may ask for. Run from the project root:  python tools/build_cassette.py
 """
 
 from __future__ import annotations
@@ -20,19 +21,34 @@ from demo_author.author import MODEL_NAME, DemoAuthor  # noqa: E402
 
 import flows  # noqa: E402,F401  (Prefect defaults before Prefect)
 from flows.evolve_features import evolve_features_flow  # noqa: E402
-from flows.execute import execute_flow  # noqa: E402
 from flows.extract_features import extract_features_flow  # noqa: E402
 from flows.generate_solutions import generate_solutions_flow  # noqa: E402
 from flows.generate_tasks import generate_tasks_flow  # noqa: E402
 from flows.generate_tests import generate_tests_flow  # noqa: E402
 from flows.seeds import seeds_flow  # noqa: E402
-from flows.verify import verify_flow  # noqa: E402
-from flows.verify_rounds import verify_rounds_flow  # noqa: E402
+from synthsmith.contract import tables  # noqa: E402
+from synthsmith.contract.params import load_params  # noqa: E402
+from synthsmith.llm.gateway import answer_requests, shard_settings  # noqa: E402
+from synthsmith.runtime.io import read_table  # noqa: E402
+from synthsmith.stages.generate_solutions import solution_requests  # noqa: E402
+from synthsmith.stages.verify_rounds import samples_cap  # noqa: E402
 from tools.stub_server import StubServer  # noqa: E402
 
 # The configurations the cassette answers offline: the shipped params, and each variant applied on
 # top of them (so a newcomer can run two experiments and diff them: see README, "Dataset versions").
 VARIANTS = [{}, {"generate_tasks": {"seed": 4}}]
+
+
+def record_every_sample(params_path: str) -> None:
+    """Every candidate sample verify_rounds may ask for, of every task, up to verify.max_candidates.
+    Which tasks it asks depends on how the candidates ran in the sandbox, which can differ from
+    machine to machine (a run near the time limit), so the cassette must not depend on it."""
+    params = load_params(params_path)
+    solving = params.generate_solutions
+    tasks = read_table("data/generate_tasks/tasks.parquet", tables.TASKS)
+    asked = solution_requests(tasks, solving, range(solving.samples_per_model, samples_cap(params.verify, solving)))
+    answer_requests(asked, **shard_settings(params.llm, what="later candidate samples", reask=solving.reask,
+                                            validator="synthsmith.stages.generate_solutions:check_solution"))
 
 
 def main(params_file: str = "params.yaml") -> None:
@@ -52,10 +68,10 @@ def main(params_file: str = "params.yaml") -> None:
             recording = Path(scratch) / f"params-{number}.yaml"
             recording.write_text(yaml.safe_dump(params, sort_keys=False))
             seeds_flow(str(recording))
-            # execute and verify too: which tasks verify_rounds asks more candidates for depends on them
             for stage in (extract_features_flow, evolve_features_flow, generate_tasks_flow, generate_tests_flow,
-                          generate_solutions_flow, execute_flow, verify_flow, verify_rounds_flow):
+                          generate_solutions_flow):
                 stage(str(recording))
+            record_every_sample(str(recording))
     print(f"{cassette}: {sum(1 for _ in cassette.open())} responses for {len(VARIANTS)} configurations")
 
 

@@ -173,8 +173,11 @@ def _write_atomically(frame, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         frame.write_parquet(tmp)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's file is 0600: give it the mode a plain open() would
         os.replace(tmp, out)
     except BaseException:
         os.unlink(tmp)
