@@ -37,9 +37,20 @@ def rl_row(task_id: str, style: str = "codeforces", outputs: tuple[str, ...] = (
             "extra_info": {"task_id": task_id, "split": "train", "index": index}}
 
 
+def verification_round(tasks: int, kept: int, undecided: int) -> dict:
+    return {"samples_per_model": 2, "tasks": tasks, "requests": 4 * tasks, "candidates": 4 * tasks, "runs": 40 * tasks,
+            "kept": kept, "discarded": tasks - kept - undecided, "undecided": undecided, "prompt_tokens": 100 * tasks,
+            "completion_tokens": 50 * tasks, "cost_usd": 0.01 * tasks}
+
+
 def metrics(generated: int, verified: int, styles: dict[str, float], algorithm_leaves: int,
             mean_top_share: float, drop_reason: str | None = None) -> dict:
+    rounds = {"0": verification_round(generated, verified, generated - verified)}
+    if drop_reason:  # B: one more round, which discards what round 0 left
+        rounds = {"0": verification_round(generated, verified - 1, generated - verified + 1),
+                  "1": verification_round(generated - verified + 1, 1, 0)}
     return {
+        "rounds": rounds,
         "tasks": {"generated": generated, "verified": verified, "keep_rate": round(verified / generated, 4)},
         "funnel": {"generate_tasks": {"in": generated + 1, "out": generated, "dropped:too_short": 1},
                    "verify": {"in": generated, "out": verified}
@@ -105,6 +116,8 @@ def test_directories_tasks_and_metric_deltas(two_versions):
     assert m["features"]["per_category"]["data_structures"]["after"]["delta"] == 0
     assert m["labeling"]["mean_top_share"]["delta"] == pytest.approx(-0.05)
     assert m["llm"]["cost_usd"] == {"a": 0.5, "b": 0.5, "delta": 0.0}
+    assert m["rounds"]["0"]["kept"] == {"a": 3, "b": 2, "delta": -1}
+    assert m["rounds"]["1"]["tasks"] == {"a": None, "b": 3, "delta": None}  # a round only B took
     # From the export tables themselves (no metrics needed).
     assert result["export"]["style"]["atcoder"] == {"a": 0, "b": 1, "delta": 1}
     assert result["export"]["style"]["codeforces"] == {"a": 2, "b": 1, "delta": -1}

@@ -43,6 +43,7 @@ METRICS_PATH = "reports/metrics.json"
 METRIC_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("tasks", ("tasks",)),
     ("funnel", ("funnel",)),
+    ("rounds", ("rounds",)),
     ("discard_reasons", ("discard_reasons",)),
     ("style_mix", ("style_mix",)),
     ("features", ("features",)),
