@@ -85,7 +85,8 @@ def prefect_api(home: Path, timeout_s: float = 180) -> Iterator[dict[str, str]]:
     api = f"http://127.0.0.1:{port}/api"
     try:
         wait_healthy(api, server, timeout_s, home / "server.log")
-        yield {"PREFECT_API_URL": api, "PREFECT_HOME": env["PREFECT_HOME"]}
+        # No UI, and gone when the command ends: Prefect must not print run links to it.
+        yield {"PREFECT_API_URL": api, "PREFECT_HOME": env["PREFECT_HOME"], "PREFECT_UI_URL": ""}
     finally:
         stop_server(server, grace_s=15)
         log.close()
