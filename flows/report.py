@@ -1,4 +1,5 @@
-"""Stage `report`: reports/metrics.json (a DVC metric) and the tables behind the DVC plots."""
+"""Stage `report`: reports/metrics.json (a DVC metric), the tables behind the DVC plots with their
+images (SVG), and the offline page template `dvc plots show/diff` use (stages/charts.py)."""
 
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from synthsmith.contract.funnel import STAGE_UNITS, first_zero
 from synthsmith.contract.params import load_params
 from synthsmith.runtime.io import read_table, write_json
 from synthsmith.runtime.stage import run_stage
+from synthsmith.stages.charts import PAGE_PATH, page, svg
 from synthsmith.stages.feature_tree import sampleable_leaves
 from synthsmith.stages.report import metrics, plot_tables, task_set_metrics
 
@@ -37,10 +39,13 @@ def report_flow(params_path: str = "params.yaml") -> None:
     report = metrics_contract.checked(metrics(funnel, tasks, verdicts, growth, agreement, runs, llm_usage, task_set,
                                                 rounds))
     plots = plot_tables(funnel, tasks, verdicts, growth, agreement)  # all computed before anything is written
+    charts = {name: svg(name, table) for name, table in plots.items()}
     write_json("reports/metrics.json", metrics_contract.as_json(report))
     Path("reports/plots").mkdir(parents=True, exist_ok=True)
     for name, table in plots.items():
         table.write_csv(f"reports/plots/{name}.csv")
+        Path(f"reports/plots/{name}.svg").write_text(charts[name])
+    PAGE_PATH.write_text(page())
     if unpriced := report.llm.unpriced_models if report.llm else {}:
         get_run_logger().warning("no price for model(s) %s: their %d calls count as $0 (set llm.models.<model>."
                                  "input_usd_per_mtok and output_usd_per_mtok)", ", ".join(unpriced),

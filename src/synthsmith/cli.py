@@ -246,6 +246,29 @@ def diff_command(
     typer.echo(json.dumps(result, indent=2) if as_json else render_text(result, show_all=show_all))
 
 
+@app.command("explain")
+def explain_command(
+    task_id: str = typer.Argument(..., metavar="TASK_ID", help="A task_id, as in data/generate_tasks/tasks.parquet."),
+    rev: str | None = typer.Option(None, "--rev", help="A git revision, a DVC experiment name, or a project "
+                                                        "directory (default: the workspace)."),
+    as_json: bool = typer.Option(False, "--json", help="The lineage as one JSON object for scripts."),
+    repo: Path = typer.Option(Path("."), "--repo", help="The git + DVC repository (and workspace) to read."),
+) -> None:
+    """The lineage of one task: seeds and features, plan, statement, hygiene, tests, candidates and
+    their clusters, verdicts with golden tests, export rows; for a dropped task, where and why."""
+    import json
+
+    from synthsmith.versions.diff import DiffError
+    from synthsmith.versions.explain import ExplainError, explain, render_text
+
+    try:
+        lineage = explain(task_id, rev, repo)
+    except (DiffError, ExplainError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps(lineage, indent=2) if as_json else render_text(lineage))
+
+
 @app.command("serve")
 def serve_command(
     cron: str | None = typer.Option(None, "--cron", help="Cron schedule, e.g. '0 3 * * *' (default: serve.cron)."),

@@ -77,14 +77,29 @@ def _shares(counts: dict[str, int]) -> dict[str, float]:
     return {style: round(n / total, 4) for style, n in sorted(counts.items())} if total else {}
 
 
+# The funnel chart counts tasks only, in pipeline order: (stage, funnel metric, label). Every
+# stage's own counts, in its own units, are in metrics.json's funnel.
+TASK_STEPS = (("generate_tasks", "out", "generate_tasks: tasks written"),
+              ("generate_tests", "out", "generate_tests: tasks with test inputs"),
+              ("verify", "kept", "verify: verified on the first candidates"),
+              ("verify_rounds", "out", "verify_rounds: verified after the rounds"),
+              ("export", "out", "export: tasks exported"))
+
+
+def task_funnel(funnel: pl.DataFrame) -> pl.DataFrame:
+    """step, tasks: TASK_STEPS' counts (0 where a stage did not write the metric)."""
+    counts = {(stage, metric): value for stage, metric, value in funnel.select("stage", "metric", "value").iter_rows()}
+    return pl.DataFrame({"step": [label for _, _, label in TASK_STEPS],
+                         "tasks": [counts.get((stage, metric), 0) for stage, metric, _ in TASK_STEPS]},
+                        schema={"step": pl.String, "tasks": pl.Int64})
+
+
 def plot_tables(funnel: pl.DataFrame, tasks: pl.DataFrame, verdicts: pl.DataFrame, growth: pl.DataFrame,
                 agreement: pl.DataFrame) -> dict[str, pl.DataFrame]:
     """Small CSV-ready tables for `dvc plots`."""
-    stage_counts = funnel.filter(pl.col("metric").is_in(["in", "out"])).pivot(
-        "metric", index="stage", values="value", aggregate_function="first")
     styles = tasks.join(verdicts.select("task_id", "kept"), on="task_id", how="left").group_by("style").agg(
         generated=pl.len(), verified=pl.col("kept").fill_null(False).sum()).sort("style")
-    return {"funnel": stage_counts.rename({"in": "count_in", "out": "count_out"}), "style_mix": styles,
+    return {"funnel": task_funnel(funnel), "style_mix": styles,
             "feature_growth": growth.select("category", "leaves_before", "leaves_after"),
             "agreement_histogram": agreement_histogram(agreement, verdicts)}
 

@@ -106,14 +106,9 @@ def _load_directory(spec: str, path: Path) -> Side:
     if not any((path / f"{t}.parquet").is_file() for t in EXPORT_TABLES) and (path / EXPORT_DIR).is_dir():
         export = path / EXPORT_DIR  # a project checkout
         metrics_candidates = [path / METRICS_PATH]
-    tables = {}
-    for table in EXPORT_TABLES:
-        file = export / f"{table}.parquet"
-        if file.is_file():
-            try:
-                tables[table] = pl.read_parquet(file)
-            except (pl.exceptions.PolarsError, OSError) as exc:
-                raise DiffError(f"{spec}: cannot read {file}: {exc}") from exc
+    files = DirectoryFiles(export, spec)
+    tables = {table: files.read_parquet(f"{table}.parquet") for table in EXPORT_TABLES
+              if f"{table}.parquet" in files.names(".")}
     if not tables:
         raise DiffError(f"{spec}: directory holds no sft.parquet or rl.parquet (nor {EXPORT_DIR}/)")
     metrics = None
@@ -172,50 +167,94 @@ def _resolve_rev(root: Path, spec: str) -> tuple[str, str, str]:
     raise DiffError(f"{spec}: no such directory, git revision or DVC experiment in {root}")
 
 
-def _load_rev(spec: str, root: Path, sha: str, kind: str, label: str) -> Side:
-    from dvc.api import DVCFileSystem
+# ---------------------------------------------------------------------------------------------
+# Reading a version's files (shared with `explain`)
 
-    try:
-        fs = DVCFileSystem(repo=str(root), rev=sha)
-    except Exception as exc:  # noqa: BLE001 - no DVC repo at that commit, unreadable config...
-        raise DiffError(f"{label}: cannot open the DVC repository at this revision: {_one_line(exc)}") from exc
-    if kind == "experiment":
-        hint = f"fetch it with `dvc exp pull <git-remote> {spec}`, or rebuild it (`dvc exp apply {spec}`, `dvc repro`)"
-    else:
-        hint = (f"fetch it with `dvc fetch --all-commits` (or `dvc pull` with {spec} checked out), "
-                f"or rebuild it (`git checkout {spec}`, `dvc repro`)")
 
-    def missing(path: str, exc: BaseException) -> DiffError:
-        return DiffError(f"{label}: {path} is tracked by DVC at this revision, but its data is neither in the "
-                         f"local DVC cache nor in the default DVC remote ({_one_line(exc)}); {hint}")
+class DirectoryFiles:
+    """A version's files in a directory on disk; `label` starts its error messages."""
 
-    try:  # listing the directory loads its manifest (the .dir object): cache first, then the remote
-        listed = {PurePosixPath(p).name for p in fs.ls(EXPORT_DIR, detail=False)}
-    except FileNotFoundError:
-        listed = set()
-    except Exception as exc:  # noqa: BLE001 - DataIndexDirError and friends: the manifest is missing
-        raise missing(EXPORT_DIR, exc) from exc
-    tables = {}
-    for table in EXPORT_TABLES:
-        path = f"{EXPORT_DIR}/{table}.parquet"
-        if f"{table}.parquet" not in listed:
-            continue  # not part of this version
+    def __init__(self, root: Path, label: str):
+        self.root = root
+        self.label = label
+
+    def names(self, directory: str) -> set[str]:
+        """The file names in DIRECTORY (relative to the root); none when it does not exist."""
+        path = self.root / directory
+        return {p.name for p in path.iterdir() if p.is_file()} if path.is_dir() else set()
+
+    def read_parquet(self, path: str) -> pl.DataFrame:
+        file = self.root / path
         try:
-            data = fs.read_bytes(path)
+            return pl.read_parquet(file)
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise DiffError(f"{self.label}: cannot read {file}: {exc}") from exc
+
+
+class RevisionFiles:
+    """A git revision's or experiment's files through `dvc.api.DVCFileSystem` at its commit: DVC-tracked
+    data from the local DVC cache, else streamed from the default DVC remote (nothing is cached)."""
+
+    def __init__(self, spec: str, root: Path, sha: str, kind: str, label: str):
+        from dvc.api import DVCFileSystem
+
+        self.kind, self.label, self.sha = kind, label, sha
+        try:
+            self.fs = DVCFileSystem(repo=str(root), rev=sha)
+        except Exception as exc:  # noqa: BLE001 - no DVC repo at that commit, unreadable config...
+            raise DiffError(f"{label}: cannot open the DVC repository at this revision: {_one_line(exc)}") from exc
+        if kind == "experiment":
+            self._hint = (f"fetch it with `dvc exp pull <git-remote> {spec}`, or rebuild it "
+                          f"(`dvc exp apply {spec}`, `dvc repro`)")
+        else:
+            self._hint = (f"fetch it with `dvc fetch --all-commits` (or `dvc pull` with {spec} checked out), "
+                          f"or rebuild it (`git checkout {spec}`, `dvc repro`)")
+
+    def _missing(self, path: str, exc: BaseException) -> DiffError:
+        return DiffError(f"{self.label}: {path} is tracked by DVC at this revision, but its data is neither in the "
+                         f"local DVC cache nor in the default DVC remote ({_one_line(exc)}); {self._hint}")
+
+    def names(self, directory: str) -> set[str]:
+        """The file names in DIRECTORY at this revision; none when it is not tracked there."""
+        try:  # listing the directory loads its manifest (the .dir object): cache first, then the remote
+            return {PurePosixPath(p).name for p in self.fs.ls(directory, detail=False)}
+        except FileNotFoundError:
+            return set()
+        except Exception as exc:  # noqa: BLE001 - DataIndexDirError and friends: the manifest is missing
+            raise self._missing(directory, exc) from exc
+
+    def read_parquet(self, path: str) -> pl.DataFrame:
+        try:
+            data = self.fs.read_bytes(path)
         except Exception as exc:  # noqa: BLE001 - DVC raises several types for a missing object
-            raise missing(path, exc) from exc
+            raise self._missing(path, exc) from exc
         try:
-            tables[table] = pl.read_parquet(io.BytesIO(data))
+            return pl.read_parquet(io.BytesIO(data))
         except pl.exceptions.PolarsError as exc:
-            raise DiffError(f"{label}: cannot read {path}: {_one_line(exc)}") from exc
+            raise DiffError(f"{self.label}: cannot read {path}: {_one_line(exc)}") from exc
+
+
+def open_files(spec: str, repo: Path = Path(".")) -> DirectoryFiles | RevisionFiles:
+    """SPEC's files: a directory as it is on disk, or a git revision or DVC experiment of REPO."""
+    resolved = resolve_side(spec, repo)
+    if resolved[0] == "directory":
+        return DirectoryFiles(resolved[1], f"{spec} (directory)")
+    return RevisionFiles(spec, *resolved[1:])
+
+
+def _load_rev(spec: str, root: Path, sha: str, kind: str, label: str) -> Side:
+    files = RevisionFiles(spec, root, sha, kind, label)
+    listed = files.names(EXPORT_DIR)
+    tables = {table: files.read_parquet(f"{EXPORT_DIR}/{table}.parquet") for table in EXPORT_TABLES
+              if f"{table}.parquet" in listed}  # a table not listed is not part of this version
     if not tables:
         raise DiffError(f"{label}: no {EXPORT_DIR}/sft.parquet or rl.parquet is tracked at this revision")
     metrics = None
     shown = _git(root, "show", f"{sha}:{METRICS_PATH}")
     if shown.returncode == 0:
         metrics = _parse_metrics(shown.stdout.encode(), f"{label}: {METRICS_PATH}")
-    elif fs.exists(METRICS_PATH):  # metrics kept in the DVC cache instead of git
-        metrics = _parse_metrics(fs.read_bytes(METRICS_PATH), f"{label}: {METRICS_PATH}")
+    elif files.fs.exists(METRICS_PATH):  # metrics kept in the DVC cache instead of git
+        metrics = _parse_metrics(files.fs.read_bytes(METRICS_PATH), f"{label}: {METRICS_PATH}")
     return Side(spec, kind, label, tables, metrics, rev=sha)
 
 
