@@ -217,7 +217,9 @@ def _kill_if_left(serve: subprocess.Popen, project: Path) -> None:
 
 
 @pytest.mark.slow
-def test_serve_with_its_own_server_pauses_the_schedule_on_ctrl_c_then_stops_the_server(scratch_project):
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl_c", "sigterm"])
+def test_serve_with_its_own_server_pauses_the_schedule_on_ctrl_c_then_stops_the_server(scratch_project,
+                                                                                      stop_signal):
     from synthsmith.runtime.server import healthy
 
     log = scratch_project / "serve.log"
@@ -230,12 +232,13 @@ def test_serve_with_its_own_server_pauses_the_schedule_on_ctrl_c_then_stops_the_
             listed = subprocess.run([str(BIN / "prefect"), *command], capture_output=True, text=True, timeout=120,
                                     env=os.environ | {"PREFECT_API_URL": api_url, "COLUMNS": "200"})
             assert listed.returncode == 0 and re.search(shows, listed.stdout), listed.stdout + listed.stderr
-        os.killpg(serve.pid, signal.SIGINT)  # Ctrl-C in the terminal: the server is not in the group
+        os.killpg(serve.pid, stop_signal)  # as from the terminal: the server is not in the group
         assert serve.wait(60) == 0, log.read_text()
     finally:
         _kill_if_left(serve, scratch_project)
     home = scratch_project / ".synthsmith/prefect-home"
     assert "All deployments have been paused!" in log.read_text(), log.read_text()
+    assert "never awaited" not in log.read_text() and "Traceback" not in log.read_text(), log.read_text()
     assert not healthy(api_url) and not (home / "server.json").exists()
     with sqlite3.connect(home / "prefect.db") as db:  # paused while the server was still up to record it
         assert db.execute("select name, paused from deployment").fetchall() == [("scratch", 1)]

@@ -223,12 +223,20 @@ def pipeline_runner(name: str, cron: str | None, timezone: str = "UTC"):
     return runner, deployment_id
 
 
+def _sigterm_as_ctrl_c(*_) -> None:
+    raise KeyboardInterrupt
+
+
 def run_until_stopped(runner) -> None:
     """Poll for and execute the deployment's runs until Ctrl-C / SIGTERM (which pause the schedule)."""
     import asyncio
 
     from prefect.exceptions import TerminationSignal
 
+    # Prefect's own SIGTERM handler calls the runner's stop() from inside its event loop, which
+    # leaves a coroutine never awaited (a warning on every `kill`); a SIGTERM handled as a Ctrl-C
+    # shuts down the same clean way Ctrl-C does. Runner.start installs `self.handle_sigterm`.
+    runner.handle_sigterm = _sigterm_as_ctrl_c
     try:
         asyncio.run(runner.start())
     except (KeyboardInterrupt, TerminationSignal):
