@@ -331,3 +331,32 @@ def test_overrides_are_checked_before_dvc_runs(tmp_path):
     assert dvc_command([], force=False)[3:] == ["repro"]
     assert dvc_command(["verify.seed=3"], force=True, experiment_name="calm-otter")[3:] == [
         "exp", "run", "--name", "calm-otter", "--set-param", "verify.seed=3", "--force"]
+
+
+@pytest.mark.slow
+def test_a_checkout_never_takes_over_another_checkout_s_server_or_deployment(prefect_server, tmp_path,
+                                                                             monkeypatch):
+    from synthsmith.contract.params import UserError
+    from synthsmith.runtime.deployment import pipeline_runner
+    from synthsmith.runtime.server import healthy, local_server
+
+    foreign = prefect_server["PREFECT_API_URL"]  # someone else's server, on the port we ask for
+    port = int(foreign.split(":")[2].split("/")[0])
+    said: list[str] = []
+    with local_server(port=port, home=tmp_path / "home", echo=said.append) as ours:
+        assert ours.api_url != foreign and healthy(ours.api_url), said
+        assert any(f"port {port} has a Prefect server that is not this checkout's" in line for line in said), said
+        again: list[str] = []
+        with local_server(port=int(ours.api_url.split(":")[2].split("/")[0]), home=tmp_path / "home",
+                          echo=again.append) as same:  # a second `serve --start-server` in this checkout
+            assert same.api_url == ours.api_url and "this checkout's Prefect server already runs" in again[0]
+    assert healthy(foreign) and not healthy(ours.api_url)  # ours stopped, theirs untouched
+
+    for checkout in ("first", "second"):
+        (tmp_path / checkout).mkdir()
+    monkeypatch.chdir(tmp_path / "first")
+    pipeline_runner(name="shared", cron=None)  # registers pipeline/shared for the first checkout
+    pipeline_runner(name="shared", cron=None)  # the same checkout again: fine
+    monkeypatch.chdir(tmp_path / "second")
+    with pytest.raises(UserError, match=f"pipeline/shared on this Prefect server is served from {tmp_path / 'first'}"):
+        pipeline_runner(name="shared", cron=None)

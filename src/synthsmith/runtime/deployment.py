@@ -197,9 +197,30 @@ def pipeline(set_params: list[str] = [], force: bool = False) -> State | None:  
         time.sleep(1.0)
 
 
+CHECKOUT_TAG = "checkout:"  # + the directory a deployment runs `dvc repro` in
+
+
+def _claim(name: str, checkout: Path) -> None:
+    """Refuse a deployment name that another checkout serves on this server: registering it would
+    take over that checkout's schedule, and stopping would pause it."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            existing = client.read_deployment_by_name(f"pipeline/{name}")
+        except ObjectNotFound:
+            return
+    owners = [tag.removeprefix(CHECKOUT_TAG) for tag in existing.tags or [] if tag.startswith(CHECKOUT_TAG)]
+    if owners and owners != [str(checkout)]:
+        raise UserError(f"pipeline/{name} on this Prefect server is served from {owners[0]}, another checkout: "
+                        "serve this one under another name (--name NAME, or serve.name in params.yaml)")
+
+
 def pipeline_runner(name: str, cron: str | None, timezone: str = "UTC"):
     """A Prefect Runner holding the `pipeline` deployment (schedule from cron, at most one run at a
-    time, from the current directory), paused when the runner stops; and the deployment's id."""
+    time, from the current directory), paused when the runner stops; and the deployment's id.
+    Raises UserError when another checkout serves a deployment of that name on the server."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.deployments.runner import EntrypointType
     from prefect.runner import Runner
@@ -209,13 +230,14 @@ def pipeline_runner(name: str, cron: str | None, timezone: str = "UTC"):
         schedules = [Cron(cron, timezone=timezone)] if cron else None
     except ValueError as exc:
         raise UserError(f"serve.cron: {exc}") from None
+    _claim(name, Path.cwd())
     runner = Runner(name=name, pause_on_shutdown=True, limit=1)
     deployment_id = runner.add_flow(
         pipeline,
         name=name,
         schedules=schedules,
         concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
-        tags=["synthsmith"],
+        tags=["synthsmith", f"{CHECKOUT_TAG}{Path.cwd()}"],
         description=f"`dvc repro` in {Path.cwd()} (or `dvc exp run -S ...` with set_params); "
                     "DVC decides which stages rerun.",
         entrypoint_type=EntrypointType.MODULE_PATH,

@@ -145,14 +145,22 @@ def local_server(port: int = 4200, home: Path = PROJECT_SERVER_HOME, timeout_s: 
                  echo=print) -> Iterator[LocalServer]:
     """Run `prefect server start` (API, UI and scheduler) on 127.0.0.1:port for the block.
 
-    A Prefect server already answering on that port is used as is (and left running). The server
-    runs in a session of its own: a Ctrl-C (or any signal to our process group) reaches only us,
-    so the server is still there while we shut down cleanly, and we stop it last."""
+    This checkout's server, already running on that port (its `server.json` names it), is used as
+    is and left running. Any other server on the port belongs to someone else (another checkout,
+    a `prefect server start`): this checkout's starts on a free port instead, so that neither
+    registers, pauses or stops the other's deployments. The server runs in a session of its own:
+    a Ctrl-C (or any signal to our process group) reaches only us, so the server is still there
+    while we shut down cleanly, and we stop it last."""
     api_url = f"http://127.0.0.1:{port}/api"
     if healthy(api_url):
-        echo(f"a Prefect server already answers at {api_url}: using it")
-        yield LocalServer(api_url)
-        return
+        if project_server_url(home) == api_url:
+            echo(f"this checkout's Prefect server already runs at {api_url}: using it")
+            yield LocalServer(api_url)
+            return
+        taken, port = port, _free_port()
+        api_url = f"http://127.0.0.1:{port}/api"
+        echo(f"port {taken} has a Prefect server that is not this checkout's ({home / SERVER_FILE} does not "
+             f"name it): starting this checkout's on port {port} instead")
     ensure_loopback()
     home = home.resolve()
     home.mkdir(parents=True, exist_ok=True)
