@@ -1,5 +1,6 @@
 """Stage `generate_tasks`: sample subtrees, plan (stage 1), formulate (stage 2), filter, then hygiene
-(decontaminate against benchmarks, drop near-duplicates; dropped tasks in `dropped.parquet`)."""
+(decontaminate against benchmarks, drop near-duplicates). Every dropped task, with the step that dropped
+it, is in `dropped.parquet`; every sampled subtree and the plan's selection from it in `task_features.parquet`."""
 
 from collections import Counter
 
@@ -26,19 +27,20 @@ def generate_tasks_flow(params_path: str = "params.yaml") -> None:
                               "task plans", **shard_settings(params.llm, what="task plans", reask=settings.reask,
                                                              validator="synthsmith.stages.generate_tasks:check_plan",
                                                              schema="synthsmith.stages.answer_schemas:PLAN"))
-    plans, dropped = generate_tasks.parse_plans(subtrees, plan_answers)
+    plans, dropped_planning = generate_tasks.parse_plans(subtrees, plan_answers)
     statements = map_shards(answer_requests, generate_tasks.writing_requests(plans, settings), settings.shard_size,
                             "task statements", **shard_settings(params.llm, what="task statements"))
     written, dropped_writing = generate_tasks.parse_tasks(plans, statements, settings)
     benchmarks = hygiene.load_benchmarks(settings.decontaminate.benchmarks)
     kept, dropped_hygiene = task(hygiene.clean, name="task hygiene")(
         written, benchmarks, settings.dedup, settings.decontaminate)
-    dropped_counts = dropped + dropped_writing + Counter(dropped_hygiene["reason"].to_list())
+    # every sampled subtree is a kept task or one row here, so the funnel lists what it counts
+    dropped = pl.concat([dropped_planning, dropped_writing, dropped_hygiene])
     write_tables("data/generate_tasks", {
-        "tasks": kept, "dropped": dropped_hygiene,
-        "task_features": generate_tasks.feature_paths(plans).join(kept.select("task_id"), on="task_id", maintain_order="left"),
+        "tasks": kept, "dropped": dropped,
+        "task_features": generate_tasks.task_features(subtrees, plans),
         "llm_usage": usage("generate_tasks", pl.concat([plan_answers, statements]), params.llm),
-        "funnel": funnel("generate_tasks", subtrees.height, kept.height, dropped_counts)})
+        "funnel": funnel("generate_tasks", subtrees.height, kept.height, Counter(dropped["reason"].to_list()))})
 
 
 if __name__ == "__main__":

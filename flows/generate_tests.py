@@ -1,4 +1,5 @@
-"""Stage `generate_tests`: inputs from each configured generator, validated, deduplicated and weighted."""
+"""Stage `generate_tests`: inputs from each configured generator, validated (each kept input with the
+validator's verdict), deduplicated and weighted."""
 
 from collections import Counter
 
@@ -50,6 +51,8 @@ def generate_tests_flow(params_path: str = "params.yaml") -> None:
         inputs, lost_validating = tool_inputs.apply_validation(inputs, runs)
         answers.append(replies)
         dropped += lost + lost_validating
+    else:
+        inputs = generate_tests.unvalidated(inputs)
     tests, duplicates = generate_tests.weigh_all(inputs, settings.weighting)
     without_tests = tasks.filter(~pl.col("task_id").is_in(tests["task_id"].implode()))
     by_generator = {f"tests_{g}": n for g, n in tests.group_by("generator").len().sort("generator").iter_rows()}

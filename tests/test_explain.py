@@ -21,6 +21,9 @@ from synthsmith.versions.explain import ExplainError, explain, render_text
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@example.invalid", "DVC_NO_ANALYTICS": "1", "GIT_CONFIG_NOSYSTEM": "1"}
 KEPT, DISCARDED, HYGIENE, PLAN_DROPPED = "task-00000", "task-00002", "task-00003", "task-00001"
+WRITE_DROPPED = "task-00004"
+BINARY_SEARCH, STACK, MONOTONIC = ("algorithm/searching/binary search", "data_structures/linear/stack",
+                                   "data_structures/linear/stack/monotonic stack")
 
 
 def write(project: Path, stage: str, name: str, rows: list[dict]) -> None:
@@ -38,8 +41,9 @@ def task(task_id: str, title: str) -> dict:
 
 def inputs_of(task_id: str) -> list[dict]:
     return [{"task_id": task_id, "test_id": f"{task_id}-p00{i}", "input": f"{i} {i}", "description": desc,
-             "generator": gen, "size_weight": 1, "semantic_weight": w, "weight": w}
-            for i, (desc, gen, w) in enumerate([("small example", "prompt", 1), ("boundary", "tool", 3)])]
+             "generator": gen, "size_weight": 1, "semantic_weight": w, "weight": w, "validation": validation}
+            for i, (desc, gen, w, validation) in enumerate([("small example", "prompt", 1, "valid"),
+                                                            ("boundary", "tool", 3, "validator_failed")])]
 
 
 def solution(task_id: str, model: int, sample: int) -> dict:
@@ -61,9 +65,9 @@ def verdict(task_id: str, outcome: str, reason: str | None, candidates: int, gol
 
 
 def make_project(project: Path) -> Path:
-    """generate_tasks sampled 4 subtrees: task-00001 dropped while planning, task-00003 by hygiene;
-    task-00000 kept in round 0 (3 candidates, golden cluster of 2); task-00002 undecided in round 0,
-    discarded after round 1."""
+    """generate_tasks sampled 5 subtrees: task-00001 dropped while planning, task-00004 while writing,
+    task-00003 by hygiene; task-00000 kept in round 0 (3 candidates, golden cluster of 2); task-00002
+    undecided in round 0, discarded after round 1."""
     write(project, "seeds", "seeds", [{"seed_id": "seed-001", "title": "Harvest Ledger", "statement": "s",
                                        "solution": "c", "io": "stdio", "entry_point": None, "source": "shipped"}])
     write(project, "extract_features", "answers", [{"seed_id": "seed-001", "status": "ok", "features_json": json.dumps(
@@ -76,15 +80,18 @@ def make_project(project: Path) -> Path:
         {"category": "data_structures", "subcategory": "linear", "leaf": "monotonic stack",
          "path": "data_structures/linear/stack/monotonic stack", "count": 0, "origin": "depth", "round": 1}])
     write(project, "generate_tasks", "tasks", [task(KEPT, "Two Sums"), task(DISCARDED, "Hard Sums")])
-    write(project, "generate_tasks", "task_features", [
-        {"task_id": t, "path": p} for t in (KEPT, DISCARDED)
-        for p in ("algorithm/searching/binary search", "data_structures/linear/stack/monotonic stack")])
-    write(project, "generate_tasks", "dropped", [{"task_id": HYGIENE, "title": "Two Sums Again",
-                                                  "reason": "near_duplicate", "against": "tasks",
-                                                  "matched": KEPT, "score": 0.91}])
+    write(project, "generate_tasks", "task_features", [  # the plans select 2 of 3 sampled; none for PLAN_DROPPED
+        {"task_id": t, "path": p, "sampled": True, "selected": p != STACK and t != PLAN_DROPPED}
+        for t in (KEPT, PLAN_DROPPED, DISCARDED, HYGIENE, WRITE_DROPPED) for p in (BINARY_SEARCH, STACK, MONOTONIC)])
+    write(project, "generate_tasks", "dropped", [
+        {"task_id": PLAN_DROPPED, "title": None, "reason": "plan_missing_keys", "step": "plan"},
+        {"task_id": WRITE_DROPPED, "title": "Short Sums", "reason": "too_short", "step": "write"},
+        {"task_id": HYGIENE, "title": "Two Sums Again", "reason": "near_duplicate", "against": "tasks",
+         "matched": KEPT, "score": 0.91, "step": "hygiene"}])
     write(project, "generate_tasks", "funnel", [
         {"stage": "generate_tasks", "metric": m, "value": v}
-        for m, v in (("in", 4), ("dropped:near_duplicate", 1), ("dropped:plan_missing_keys", 1), ("out", 2))])
+        for m, v in (("in", 5), ("dropped:near_duplicate", 1), ("dropped:plan_missing_keys", 1),
+                     ("dropped:too_short", 1), ("out", 2))])
     write(project, "generate_tests", "tests", inputs_of(KEPT) + inputs_of(DISCARDED))
     write(project, "generate_solutions", "solutions", [solution(KEPT, 0, 0), solution(KEPT, 0, 1), solution(KEPT, 1, 0),
                                                        solution(DISCARDED, 0, 0), solution(DISCARDED, 1, 0)])
@@ -126,12 +133,15 @@ def test_kept_task(project):
                                "detail": "kept by verify_rounds after round 0, with 3 candidates"}
     stages = lineage["stages"]
     features = {f["path"]: f for f in stages["features"]["features"]}
-    assert features["algorithm/searching/binary search"] == {
-        "path": "algorithm/searching/binary search", "origin": "extracted", "evolution_round": 0, "grew_from": None,
-        "seeds": ["seed-001"]}  # found under the seed's "Searching"/"Binary Search", normalised
-    assert features["data_structures/linear/stack/monotonic stack"]["grew_from"] == "data_structures/linear/stack"
+    assert features[BINARY_SEARCH] == {
+        "path": BINARY_SEARCH, "sampled": True, "selected": True, "origin": "extracted", "evolution_round": 0,
+        "grew_from": None, "seeds": ["seed-001"]}  # found under the seed's "Searching"/"Binary Search", normalised
+    assert features[MONOTONIC]["grew_from"] == STACK
+    assert (features[STACK]["sampled"], features[STACK]["selected"]) == (True, False)
+    assert stages["features"]["subtree_recorded"] and "not_recorded" not in stages["features"]
     assert stages["generate_tasks"]["hygiene"] == {"passed": True}
-    assert [t["generator"] for t in stages["generate_tests"]["tests"]] == ["prompt", "tool"]
+    assert [(t["generator"], t["validation"]) for t in stages["generate_tests"]["tests"]] == [
+        ("prompt", "valid"), ("tool", "validator_failed")]
     candidates = {c["solution_id"]: c for c in stages["candidates"]["candidates"]}
     assert {s: (c["round"], c["cluster"]) for s, c in candidates.items()} == {
         f"{KEPT}-m0s0": (0, 1), f"{KEPT}-m1s0": (0, 1), f"{KEPT}-m0s1": (0, 2)}
@@ -146,7 +156,11 @@ def test_kept_task(project):
     assert rows["demo/model-0 0"][2:] == ["0", "aa", "1*", "golden"]
     assert rows["demo/model-0 1"][2:] == ["0", "aT", "2"]
     assert "golden tests (1): #1=0" in text
-    assert "not recorded: the input validator's verdict per input" in text
+    assert "sampled subtree: 3 features; the plan selected 2" in text
+    assert f"  [x] {BINARY_SEARCH}" in text and f"  [ ] {STACK}" in text
+    tests = [line.split() for line in text.splitlines() if line.startswith(("  1 ", "  2 "))]
+    assert [row[5] for row in tests] == ["valid", "validator_failed"]
+    assert "not recorded" not in text.replace("not recorded: the plan's feature roles", "")
 
 
 def test_task_discarded_after_rounds(project):
@@ -169,6 +183,7 @@ def test_task_dropped_by_hygiene(project):
     assert lineage["stages"]["generate_tasks"]["hygiene"] == {"passed": False, "reason": "near_duplicate",
                                                               "against": "tasks", "matched": KEPT, "score": 0.91}
     assert set(lineage["stages"]) == {"features", "generate_tasks"}  # later stages never saw it
+    assert lineage["stages"]["generate_tasks"]["plan"] == {"selected_paths": [BINARY_SEARCH, MONOTONIC]}
     text = render_text(lineage)
     assert f"DROPPED: near_duplicate against tasks item {KEPT} (score 0.910)" in text
     assert "later stages never saw it" in text
@@ -176,9 +191,55 @@ def test_task_dropped_by_hygiene(project):
 
 def test_task_dropped_while_planning(project):
     lineage = explain(PLAN_DROPPED, repo=project)
-    assert lineage["fate"]["stage"] == "generate_tasks"
-    assert "plan_missing_keys 1" in lineage["fate"]["detail"]
-    assert "near_duplicate" not in lineage["fate"]["detail"]  # hygiene drops are listed, so not this one's
+    assert lineage["fate"] == {"status": "dropped", "stage": "generate_tasks", "step": "plan",
+                               "reason": "plan_missing_keys",
+                               "detail": "dropped while planning: the plan was rejected (plan_missing_keys)"}
+    features = lineage["stages"]["features"]["features"]
+    assert [(f["path"], f["sampled"], f["selected"]) for f in features] == [
+        (BINARY_SEARCH, True, False), (STACK, True, False), (MONOTONIC, True, False)]
+    assert lineage["stages"]["features"]["seeds"] == [{"seed_id": "seed-001", "title": "Harvest Ledger"}]
+    tasks = lineage["stages"]["generate_tasks"]
+    assert tasks["plan"] == {"rejected": "plan_missing_keys"} and tasks["statement"] is None
+    text = render_text(lineage)
+    assert "sampled subtree: 3 features; no plan" in text and f"  [ ] {BINARY_SEARCH}" in text
+    assert "REJECTED: plan_missing_keys" in text and "not written: the plan was rejected" in text
+    assert "which planning or writing check" not in text
+
+
+def test_task_dropped_while_writing(project):
+    lineage = explain(WRITE_DROPPED, repo=project)
+    assert lineage["fate"]["step"] == "write" and lineage["fate"]["reason"] == "too_short"
+    assert lineage["fate"]["detail"] == "dropped while writing: the statement was rejected (too_short)"
+    tasks = lineage["stages"]["generate_tasks"]
+    assert tasks["plan"] == {"selected_paths": [BINARY_SEARCH, MONOTONIC]}
+    assert tasks["statement"] == {"title": "Short Sums", "rejected": "too_short"} and tasks["hygiene"] is None
+    text = render_text(lineage)
+    assert "title: Short Sums" in text and "REJECTED: too_short" in text and "  not reached" in text
+
+
+def test_a_version_from_before_the_drops_subtrees_and_verdicts_were_kept(project):
+    """Older tables: dropped.parquet with hygiene drops only and no step, task_features with the
+    written tasks' selected paths only, tests.parquet with no validation."""
+    data = project / "data"
+    for path, drop in (("generate_tasks/dropped", ["step"]), ("generate_tasks/task_features", ["sampled", "selected"]),
+                       ("generate_tests/tests", ["validation"])):
+        frame = pl.read_parquet(data / f"{path}.parquet").drop(drop)
+        if path.endswith("dropped"):
+            frame = frame.filter(pl.col("task_id") == HYGIENE)
+        if path.endswith("task_features"):
+            frame = frame.filter(pl.col("task_id").is_in([KEPT, DISCARDED]) & (pl.col("path") != STACK))
+        frame.write_parquet(data / f"{path}.parquet")
+    planned = explain(PLAN_DROPPED, repo=project)
+    assert planned["fate"]["stage"] == "generate_tasks" and planned["fate"]["reason"] is None
+    assert "plan_missing_keys 1, too_short 1" in planned["fate"]["detail"]
+    assert "near_duplicate" not in planned["fate"]["detail"]  # hygiene drops are listed, so not this one's
+    assert "which planning or writing check dropped this task" in render_text(planned)
+    text = render_text(explain(KEPT, repo=project))
+    assert "not recorded: the feature subtree sampled for this task" in text
+    assert "not recorded: the input validator's verdict per input" in text
+    assert f"  {BINARY_SEARCH}" in text and "[x]" not in text
+    hygiene = explain(HYGIENE, repo=project)
+    assert hygiene["fate"]["step"] == "hygiene" and "its selected features" in render_text(hygiene)
 
 
 def test_unknown_task_is_one_line_exit_2(project):

@@ -226,19 +226,41 @@ def test_feature_paths_invert_the_sampled_tree():
     assert set(generate_tasks.feature_paths(plans)["path"]) == {"algorithm/graph/bfs/levels", "algorithm/dp"}
 
 
+def test_task_features_keep_every_sampled_subtree_and_flag_the_plan_selection():
+    subtrees = pl.DataFrame({"task_id": ["t1", "t2"], "subtree_json": [
+        json.dumps(generate_tasks._nest({"algorithm/graph/bfs/levels", "algorithm/dp", "data_structures/stack"})),
+        json.dumps(generate_tasks._nest({"algorithm/dp", "data_structures/queue"}))]})
+    selected = {"algorithm": {"dp": ["dp"]}, "data_structures": {"stack": ["stack"], "heap": ["heap"]}}
+    plans = pl.DataFrame({"task_id": ["t1"], "plan_json": [json.dumps({"selected_features_tree": selected})]})
+    features = generate_tasks.task_features(subtrees, plans)  # t2's plan was rejected
+    assert features.columns == list(tables.TASK_FEATURES.columns)
+    assert features.rows() == [
+        ("t1", "algorithm/dp", True, True), ("t1", "algorithm/graph/bfs/levels", True, False),
+        ("t1", "data_structures/heap", False, True),  # selected outside its subtree
+        ("t1", "data_structures/stack", True, True),
+        ("t2", "algorithm/dp", True, False), ("t2", "data_structures/queue", True, False)]
+
+
 def test_report_lists_dropped_tasks_and_gives_diversity_and_coverage():
     frame = _tasks(*VARIED[:4])
     verdicts = pl.DataFrame({"task_id": ["task-00000", "task-00001", "task-00002"], "kept": [True, True, False]})
-    dropped = hygiene._dropped_frame([{"task_id": "task-00009", "title": "Copy", "reason": "near_duplicate",
-                                       "against": "tasks", "matched": "task-00001", "score": 0.91}])
-    features = pl.DataFrame({"task_id": ["task-00000", "task-00002", "task-00009"],
-                             "path": ["algorithm/dp", "algorithm/graph/bfs", "data_structures/stack"]})
+    dropped = pl.concat([
+        hygiene._dropped_frame([{"task_id": "task-00009", "title": "Copy", "reason": "near_duplicate",
+                                 "against": "tasks", "matched": "task-00001", "score": 0.91}]).with_columns(
+            step=pl.lit("hygiene")),
+        tables.conform(pl.DataFrame([{"task_id": "task-00008", "reason": "plan_missing_keys", "step": "plan"}],
+                                    schema=tables.DROPPED_TASKS.columns), tables.DROPPED_TASKS)])
+    features = pl.DataFrame({"task_id": ["task-00000", "task-00000", "task-00002", "task-00009"],
+                             "path": ["algorithm/dp", "data_structures/stack", "algorithm/graph/bfs",
+                                      "data_structures/stack"],
+                             "sampled": [True, True, True, True], "selected": [True, False, True, True]})
     result = report.task_set_metrics(frame, verdicts, dropped, features,
                                      {"algorithm/dp", "algorithm/graph/bfs", "data_structures/stack"},
                                      DiversityParams())
     assert result["hygiene"]["dropped"] == {"task-00009": {"title": "Copy", "reason": "near_duplicate",
                                                            "against": "tasks", "matched": "task-00001", "score": 0.91}}
-    assert result["hygiene"]["dropped_by_reason"] == {"near_duplicate": 1}
+    assert result["hygiene"]["dropped_by_reason"] == {"near_duplicate": 1}  # a rejected plan is not hygiene
     assert result["diversity"]["generated"]["tasks"] == 4 and result["diversity"]["verified"]["tasks"] == 2
-    assert result["feature_coverage"]["generated"]["used"] == 2  # the dropped task's feature does not count
+    # neither the dropped task's feature nor a sampled feature its plan did not select counts
+    assert result["feature_coverage"]["generated"]["used"] == 2
     assert result["feature_coverage"]["verified"]["used"] == 1

@@ -32,6 +32,7 @@ from synthsmith.stages import (
     generate_tests,
     report,
     seeds,
+    tool_inputs,
 )
 from synthsmith.stages.sources import humaneval, load_seed_source, table_file
 
@@ -428,7 +429,12 @@ def test_parse_plans_keeps_complete_plans_and_counts_the_rest():
     assert plans["features"].to_list() == [["ds0", "ds1", "leaf0"]] * 2
     assert plans["integration_strategy"][0] == "Use a deque inside the search."
     assert plans["style"].to_list() == subtrees["style"].gather([0, 5]).to_list()
-    assert dropped == Counter(plan_missing_keys=1, plan_too_few_selected=1, plan_llm_error=1, plan_schema_invalid=1)
+    assert dropped.columns == list(tables.DROPPED_TASKS.columns)
+    assert dropped.select("task_id", "reason").rows() == [
+        ("task-00001", "plan_missing_keys"), ("task-00002", "plan_too_few_selected"), ("task-00003", "plan_llm_error"),
+        ("task-00004", "plan_schema_invalid")]
+    assert set(dropped["step"]) == {"plan"} and dropped.select("title", "against", "matched", "score").null_count(
+    ).row(0) == (4, 4, 4, 4)
 
 
 def test_parse_plans_rejects_non_string_selected_leaves():
@@ -436,7 +442,7 @@ def test_parse_plans_rejects_non_string_selected_leaves():
     responses = _responses(_plan({"algorithm": {"a0": [{"name": "leaf0"}, {"name": "leaf1"}]}}),
                            _plan({"algorithm": {"a0": ["leaf0", 3]}}))
     plans, dropped = generate_tasks.parse_plans(subtrees, responses)
-    assert plans.height == 0 and dropped == Counter(plan_schema_invalid=2)
+    assert plans.height == 0 and dropped["reason"].to_list() == ["plan_schema_invalid"] * 2
 
 
 FILLER = " ".join(f"word{i}" for i in range(80))
@@ -463,7 +469,10 @@ def test_parse_tasks_checks_title_signature_hints_and_length():
     assert found["entry_point"].to_list() == [None, "Solution.countPairs"]
     assert found["tokens"][0] >= 80 and found["statement"][0].startswith("# Grid Escape")
     assert found["features"][0].to_list() == ["breadth-first search", "greedy"]
-    assert dropped == Counter(missing_signature=1, too_short=1, no_title=1, names_its_technique=1, llm_error=1)
+    assert dropped.select("task_id", "title", "reason").rows() == [
+        ("t2", "No Starter", "missing_signature"), ("t3", "Tiny", "too_short"), ("t4", None, "no_title"),
+        ("t5", "Hinted", "names_its_technique"), ("t6", None, "llm_error")]
+    assert set(dropped["step"]) == {"write"}
 
 
 def test_parse_tasks_min_tokens_is_the_threshold():
@@ -546,6 +555,25 @@ def test_semantic_weights_come_from_descriptions():
     tests, _ = generate_tests.weigh(_inputs(*rows), "prompt", "semantic")
     assert tests["semantic_weight"].to_list() == [1, 3, 2, 4, 4, 1, 1]
     assert tests["weight"].equals(tests["semantic_weight"])
+
+
+def test_validation_keeps_each_kept_input_with_the_validators_verdict():
+    # A: accepted, rejected (dropped), crashed; X: every input rejected (distrusted: kept); Y: no validator
+    inputs = _inputs(("A", "1\n", ""), ("A", "9\n", ""), ("A", "oops\n", ""), ("X", "1\n", ""), ("X", "2\n", ""),
+                     ("Y", "5\n", "")).with_columns(generator=pl.lit("tool"))
+    rejected = ("runtime_error", 1, "bad n\n")
+    runs = [("ok", 0, ""), rejected, ("runtime_error", 1, "Traceback (most recent call last):\n"), rejected, rejected]
+    results = pl.DataFrame([{"job_id": str(i), "status": status, "exit_code": code, "stderr": stderr}
+                            for i, (status, code, stderr) in enumerate(runs)])
+    kept, dropped = tool_inputs.apply_validation(inputs, results)
+    assert kept.select("task_id", "input", "validation").rows() == [
+        ("A", "1\n", "valid"), ("A", "oops\n", "validator_failed"), ("X", "1\n", "invalid"), ("X", "2\n", "invalid"),
+        ("Y", "5\n", "unvalidated")]
+    assert dict(dropped) == {"input_rejected_by_validator": 1, "validator_rejected_every_input": 1,
+                             "validator_failed_on_input": 1}
+    tests, _ = generate_tests.weigh_all(kept, "size")
+    assert tests["validation"].to_list() == kept["validation"].to_list()
+    assert set(generate_tests.weigh_all(generate_tests.unvalidated(inputs), "size")[0]["validation"]) == {"unvalidated"}
 
 
 # generate_solutions

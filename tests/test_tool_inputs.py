@@ -74,7 +74,7 @@ def test_validator_drops_rejected_inputs_keeps_unjudged_ones_and_distrusts_a_rej
     assert kept["input"].to_list() == ["2\n1 2\n", "oops\n", "1\n1\n", "2\n1 1\n", "1\n5\n"]
     assert dict(dropped) == {"input_rejected_by_validator": 1, "validator_rejected_every_input": 1,
                              "validator_failed_on_input": 1}
-    assert kept.columns == inputs.columns
+    assert kept.columns == [*inputs.columns, "validation"]
 
 
 def test_wrapper_reads_back_a_function_style_file_as_json_lines():

@@ -96,11 +96,15 @@ TASKS = Table("tasks", {
     "features": pl.List(Str), "integration_strategy": Str, "tokens": Int,
 }, values={"style": values.STATEMENT_STYLES})
 
+# validation: what the input validator said of the input (values.INPUT_VALIDATIONS; null in tables
+# written before it was kept: not recorded).
 TEST_INPUTS = Table("test_inputs", {
     "task_id": Str, "test_id": Str, "input": Str, "description": Str,
     "generator": Str,
     "size_weight": Int, "semantic_weight": Int, "weight": Int,
-}, values={"generator": values.TEST_GENERATORS})
+    "validation": Str,
+}, optional={"validation": None}, values={"generator": values.TEST_GENERATORS,
+                                          "validation": values.INPUT_VALIDATIONS})
 
 SOLUTIONS = Table("solutions", {
     "task_id": Str, "solution_id": Str, "model": Str, "sample": Int, "reasoning": Str, "code": Str,
@@ -162,14 +166,21 @@ RL = Table("rl", {
     "extra_info": RL_EXTRA_INFO, "task_id": Str, "style": Str,
 }, values={"style": values.STATEMENT_STYLES})
 
-# Task hygiene (generate_tasks): tasks dropped as near-duplicates of an earlier task or as
-# contaminated by a benchmark item. against: "tasks" or the benchmark ("humaneval", a file path);
-# matched: the earlier task_id or the benchmark item's id; score: Jaccard or n-gram overlap.
+# Every task generate_tasks dropped, and where (step, values.TASK_DROP_STEPS): its plan or its statement
+# was rejected (reason: the funnel's drop reason, "plan_<why>" for a plan; title: the rejected
+# statement's, if it had one), or hygiene dropped it as a near-duplicate of an earlier task or as
+# contaminated by a benchmark item (against: "tasks" or the benchmark, "humaneval" or a file path;
+# matched: the earlier task_id or the benchmark item's id; score: Jaccard or n-gram overlap; all three
+# null for the other steps). Tables written before `step` listed hygiene drops only.
 DROPPED_TASKS = Table("dropped_tasks", {
-    "task_id": Str, "title": Str, "reason": Str, "against": Str, "matched": Str, "score": Float,
-})
-# The feature-pool paths each written task was planned from (category/subcategory/leaf...).
-TASK_FEATURES = Table("task_features", {"task_id": Str, "path": Str})
+    "task_id": Str, "title": Str, "reason": Str, "against": Str, "matched": Str, "score": Float, "step": Str,
+}, optional={"step": values.HYGIENE}, values={"step": values.TASK_DROP_STEPS})
+# Per sampled task (written or dropped), the feature-pool paths (category/subcategory/leaf...) of the
+# subtree sampled for it (sampled) and of its plan's selected features (selected; a plan may select
+# a path outside its subtree). Tables written before these flags held the selected paths of the
+# written tasks only (sampled: null, not recorded).
+TASK_FEATURES = Table("task_features", {"task_id": Str, "path": Str, "sampled": Bool, "selected": Bool},
+                      optional={"sampled": None, "selected": True})
 
 # What each stage writes: data/<stage>/<file>.parquet for every file of its entry. `runtime.io`
 # conforms each written frame to its table and refuses a file not declared here.

@@ -65,6 +65,15 @@ TestGenerator = Literal["prompt", "tool"]
 TEST_GENERATORS: tuple[str, ...] = get_args(TestGenerator)
 PROMPT, TOOL = TEST_GENERATORS
 
+# What the input validator (generate_tests.validate_inputs) said of a test input it let through
+# (TEST_INPUTS.validation): valid, it accepted it; invalid, it rejected it but rejected every input of
+# the task too, so the validator was distrusted and the inputs kept; validator_failed, it crashed or hung
+# on it; unvalidated, no validator ran (validate_inputs off, or no usable validator program for the
+# task). An input it rejects otherwise is dropped, so never in the table.
+InputValidation = Literal["valid", "invalid", "validator_failed", "unvalidated"]
+INPUT_VALIDATIONS: tuple[str, ...] = get_args(InputValidation)
+VALID, INVALID, VALIDATOR_FAILED, UNVALIDATED = INPUT_VALIDATIONS
+
 # Which weight a test counts with in the vote: input-size quartile, or keywords of its description.
 Weighting = Literal["size", "semantic"]
 WEIGHTINGS: tuple[str, ...] = get_args(Weighting)
@@ -102,6 +111,12 @@ RUNNER_KINDS: tuple[str, ...] = get_args(RunnerKind)
 FeatureOrigin = Literal["extracted", "breadth", "depth"]
 FEATURE_ORIGINS: tuple[str, ...] = get_args(FeatureOrigin)
 EXTRACTED, BREADTH, DEPTH = FEATURE_ORIGINS
+
+# Where generate_tasks dropped a task (DROPPED_TASKS.step): its plan (stage 1) or its statement (stage 2)
+# was rejected, or hygiene dropped the written task (a near-duplicate or contaminated).
+TaskDropStep = Literal["plan", "write", "hygiene"]
+TASK_DROP_STEPS: tuple[str, ...] = get_args(TaskDropStep)
+PLAN, WRITE, HYGIENE = TASK_DROP_STEPS
 
 # Where a model's final answer came from (llm/gateway.py).
 ResponseSource = Literal["cassette", "cache", "live"]

@@ -11,7 +11,7 @@ import polars as pl
 
 from synthsmith.contract import tables
 from synthsmith.contract.params import GenerateTasksParams
-from synthsmith.contract.values import LEETCODE, STATEMENT_STYLES
+from synthsmith.contract.values import LEETCODE, PLAN, STATEMENT_STYLES, WRITE
 from synthsmith.llm.answers import Rejected, count_tokens, json_object, parse_answers
 from synthsmith.llm.prompts import render, style_guide
 from synthsmith.llm.requests import make_request
@@ -47,14 +47,31 @@ def sample_subtrees(pool: pl.DataFrame, params: GenerateTasksParams) -> pl.DataF
 
 
 def feature_paths(plans: pl.DataFrame) -> pl.DataFrame:
-    """TASK_FEATURES: each plan's selected features as pool paths (the inverse of `_nest`)."""
-    rows = [{"task_id": task_id, "path": f"{category}/{subcategory}" if leaf == subcategory
-             else f"{category}/{subcategory}/{leaf}"}
+    """(task_id, path): each plan's selected features as pool paths."""
+    rows = [{"task_id": task_id, "path": path}
             for task_id, plan in zip(plans["task_id"], plans["plan_json"], strict=True)
-            for category, groups in json.loads(plan)["selected_features_tree"].items()
-            for subcategory, leaves in groups.items() for leaf in leaves]
-    return tables.conform(pl.DataFrame(rows, schema=tables.TASK_FEATURES.columns), tables.TASK_FEATURES).unique(
-        maintain_order=True)
+            for path in _paths(json.loads(plan)["selected_features_tree"])]
+    return pl.DataFrame(rows, schema={"task_id": pl.String, "path": pl.String}).unique(maintain_order=True)
+
+
+def task_features(subtrees: pl.DataFrame, plans: pl.DataFrame) -> pl.DataFrame:
+    """TASK_FEATURES: for every sampled task, written or not, the paths of its sampled subtree and
+    of its plan's selected features (none when its plan was rejected), sorted, each flagged."""
+    selected: dict[str, set[str]] = {}
+    for task_id, path in feature_paths(plans).iter_rows():
+        selected.setdefault(task_id, set()).add(path)
+    rows = []
+    for task_id, subtree in zip(subtrees["task_id"], subtrees["subtree_json"], strict=True):
+        sampled, chosen = set(_paths(json.loads(subtree))), selected.get(task_id, set())
+        rows += [{"task_id": task_id, "path": path, "sampled": path in sampled, "selected": path in chosen}
+                 for path in sorted(sampled | chosen)]
+    return tables.conform(pl.DataFrame(rows, schema=tables.TASK_FEATURES.columns), tables.TASK_FEATURES)
+
+
+def _paths(tree: dict[str, dict[str, list[str]]]) -> list[str]:
+    """The pool paths of a nested tree (the inverse of `_nest`)."""
+    return [f"{category}/{subcategory}" if leaf == subcategory else f"{category}/{subcategory}/{leaf}"
+            for category, groups in tree.items() for subcategory, leaves in groups.items() for leaf in leaves]
 
 
 def _nest(paths: set[str]) -> dict[str, dict[str, list[str]]]:
@@ -71,16 +88,50 @@ def plan_requests(subtrees: pl.DataFrame, params: GenerateTasksParams) -> pl.Dat
                          for s in subtrees["subtree_json"]], schema=tables.LLM_REQUESTS.columns)
 
 
-def parse_plans(subtrees: pl.DataFrame, responses: pl.DataFrame) -> tuple[pl.DataFrame, Counter]:
-    """Keep tasks whose plan has the three keys and selects at least two features."""
-    rows, dropped = [], Counter()
-    for task, plan in parse_answers(subtrees, responses, _valid_plan, dropped, "plan_"):
+def parse_plans(subtrees: pl.DataFrame, responses: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Keep tasks whose plan has the three keys and selects at least two features; the others as
+    DROPPED_TASKS rows (step plan, reason "plan_<why>")."""
+    rows = []
+    parsed, dropped = _parse_each(subtrees, responses, _valid_plan, PLAN, "plan_")
+    for task, plan in parsed:
         features = sorted({leaf for groups in plan["selected_features_tree"].values() for leaves in groups.values()
                            for leaf in leaves})
         rows.append(task | {"plan_json": json.dumps(plan), "features": features,
                             "integration_strategy": plan["integration_strategy"]})
     return pl.DataFrame(rows, schema=subtrees.schema | {"plan_json": pl.String, "features": pl.List(pl.String),
                                                         "integration_strategy": pl.String}), dropped
+
+
+def _parse_each(rows: pl.DataFrame, responses: pl.DataFrame, parse, step: str,
+                prefix: str = "") -> tuple[list[tuple[dict, object]], pl.DataFrame]:
+    """`parse_answers`, with each row it skips listed as a DROPPED_TASKS row: its reason (prefix +
+    the rejection's, as the funnel counts it) and, for a statement, its title if it has one."""
+    dropped: dict[str, dict] = {}
+
+    def recording(row: dict, content: str) -> object:
+        try:
+            return parse(row, content)
+        except Rejected as rejected:
+            dropped[row["task_id"]] = {"reason": prefix + rejected.reason,
+                                       "title": _title(content) if step == WRITE else None}
+            raise
+
+    counted: Counter = Counter()
+    parsed = list(parse_answers(rows, responses, recording, counted, prefix))
+    for task_id, error in zip(rows["task_id"], responses["error"], strict=True):
+        if error is not None:  # parse_answers rejects a failed call without asking `parse`
+            dropped[task_id] = {"reason": prefix + "llm_error", "title": None}
+    if Counter(d["reason"] for d in dropped.values()) != counted:
+        raise RuntimeError(f"listed drops {dropped} do not match the counted ones {dict(counted)}")
+    frame = pl.DataFrame([{"task_id": task_id, "step": step, **d} for task_id in rows["task_id"]
+                          if (d := dropped.get(task_id))], schema=tables.DROPPED_TASKS.columns)
+    return parsed, tables.conform(frame, tables.DROPPED_TASKS)
+
+
+def _title(statement: str | None) -> str | None:
+    """The first "# " line of a statement, without the mark."""
+    return next((line[2:].strip() for line in (statement or "").strip().splitlines() if line.startswith("# ")),
+                None)
 
 
 def check_plan(content: str) -> dict:
@@ -119,11 +170,11 @@ def writing_requests(plans: pl.DataFrame, params: GenerateTasksParams) -> pl.Dat
 
 
 def parse_tasks(plans: pl.DataFrame, responses: pl.DataFrame,
-                params: GenerateTasksParams) -> tuple[pl.DataFrame, Counter]:
-    """Statements with a title, a signature for LeetCode style, no named technique, >= min_tokens."""
-    dropped: Counter = Counter()
-    rows = [task for _, task in parse_answers(plans, responses, lambda plan, content: _task(plan, content, params),
-                                              dropped)]
+                params: GenerateTasksParams) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Statements with a title, a signature for LeetCode style, no named technique, >= min_tokens;
+    the others as DROPPED_TASKS rows (step write)."""
+    parsed, dropped = _parse_each(plans, responses, lambda plan, content: _task(plan, content, params), WRITE)
+    rows = [task for _, task in parsed]
     tasks = pl.DataFrame(rows, schema=tables.TASKS.columns)
     return tables.conform(tasks, tables.TASKS), dropped
 
@@ -132,7 +183,7 @@ def _task(plan: dict, content: str, params: GenerateTasksParams) -> dict:
     if not content or not content.strip():
         raise Rejected("empty_answer", "the answer must be the problem statement; it was empty")
     statement = content.strip()
-    title = next((line[2:].strip() for line in statement.splitlines() if line.startswith("# ")), None)
+    title = _title(statement)
     if title is None:
         raise Rejected("no_title", 'the statement must have a title line starting with "# "; it had none')
     entry_point = None

@@ -14,7 +14,12 @@ import polars as pl
 
 from synthsmith.contract import tables
 from synthsmith.contract.params import GenerateTestsParams
-from synthsmith.contract.values import PROMPT, SIZE, io_mode
+from synthsmith.contract.values import (
+    PROMPT,
+    SIZE,
+    UNVALIDATED,
+    io_mode,
+)
 from synthsmith.llm.answers import Rejected, json_object, parse_answers
 from synthsmith.llm.prompts import render
 from synthsmith.llm.requests import make_request
@@ -77,6 +82,11 @@ def json_lines(text: str) -> bool:
 
 GENERATORS = {PROMPT: (prompt_requests, parse_prompt_inputs)}
 TESTS_SHAPE = '{"test_cases": [{"idx": 1, "description": "...", "input_string": "..."}]}'
+
+
+def unvalidated(inputs: pl.DataFrame) -> pl.DataFrame:
+    """The inputs, no validator having run (validate_inputs off)."""
+    return inputs.with_columns(validation=pl.lit(UNVALIDATED))
 
 
 def weigh(inputs: pl.DataFrame, generator: str, weighting: str) -> tuple[pl.DataFrame, int]:

@@ -30,6 +30,7 @@ import polars as pl
 
 from synthsmith.contract import tables
 from synthsmith.contract.params import BenchmarkFile, DecontaminateParams, DedupParams, UserError
+from synthsmith.contract.values import HYGIENE
 
 WORD = re.compile(r"\w+")
 BENCHMARK = {"benchmark": pl.String, "item_id": pl.String, "text": pl.String}
@@ -171,4 +172,5 @@ def clean(tasks: pl.DataFrame, benchmarks: pl.DataFrame, dedup: DedupParams,
 
 
 def _dropped_frame(rows: list[dict]) -> pl.DataFrame:
-    return tables.conform(pl.DataFrame(rows, schema=tables.DROPPED_TASKS.columns), tables.DROPPED_TASKS)
+    frame = pl.DataFrame([row | {"step": HYGIENE} for row in rows], schema=tables.DROPPED_TASKS.columns)
+    return tables.conform(frame, tables.DROPPED_TASKS)

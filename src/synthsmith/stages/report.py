@@ -6,6 +6,7 @@ from __future__ import annotations
 import polars as pl
 
 from synthsmith.contract.params import DiversityParams
+from synthsmith.contract.values import HYGIENE
 from synthsmith.stages import diversity as diversity_stage
 
 
@@ -40,9 +41,12 @@ def metrics(funnel: pl.DataFrame, tasks: pl.DataFrame, verdicts: pl.DataFrame, g
 
 def task_set_metrics(tasks: pl.DataFrame, verdicts: pl.DataFrame, dropped: pl.DataFrame,
                      task_features: pl.DataFrame, leaves: set[str], params: DiversityParams) -> dict:
-    """Hygiene (every dropped task, keyed by task_id, and counts per reason), diversity (mean
-    cosine distance to the k-means centroid of statement embeddings) and the share of the
-    feature pool's leaves the tasks use: for the generated task set and its verified part."""
+    """Hygiene (every task hygiene dropped, keyed by task_id, and counts per reason: the funnel
+    counts the plans and statements rejected before it), diversity (mean cosine distance to the
+    k-means centroid of statement embeddings) and the share of the feature pool's leaves the tasks'
+    plans selected: for the generated task set and its verified part."""
+    dropped = dropped.filter(pl.col("step") == HYGIENE)
+    task_features = task_features.filter(pl.col("selected"))
     verified_ids = set(verdicts.filter("kept")["task_id"])
     verified = tasks.filter(pl.col("task_id").is_in(verified_ids))
     return {

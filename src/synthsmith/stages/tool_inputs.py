@@ -15,7 +15,16 @@ import polars as pl
 
 from synthsmith.contract import tables
 from synthsmith.contract.params import GenerateTestsParams
-from synthsmith.contract.values import OK, RUNTIME_ERROR, STDIO, io_mode
+from synthsmith.contract.values import (
+    INVALID,
+    OK,
+    RUNTIME_ERROR,
+    STDIO,
+    UNVALIDATED,
+    VALID,
+    VALIDATOR_FAILED,
+    io_mode,
+)
 from synthsmith.llm.answers import parse_answers, reasoning_and_code
 from synthsmith.llm.prompts import render
 from synthsmith.llm.requests import make_request
@@ -121,21 +130,23 @@ def validation_jobs(validators: pl.DataFrame, inputs: pl.DataFrame) -> pl.DataFr
 def apply_validation(inputs: pl.DataFrame, results: pl.DataFrame) -> tuple[pl.DataFrame, Counter]:
     """Keep inputs the validator accepts (exit 0) or could not judge (it crashed or hung: counted);
     drop the ones it rejects (exit 1), unless it rejects every input of a task: a validator that
-    accepts nothing is broken, not the inputs, so that task's inputs stay (counted)."""
+    accepts nothing is broken, not the inputs, so that task's inputs stay (counted). Each kept input
+    gets `validation`, what the validator said of it (values.INPUT_VALIDATIONS). RESULTS: the runs
+    of `validation_jobs(validators, inputs)`, whose job ids number the inputs."""
     verdict = results.select(
         row=pl.col("job_id").cast(pl.UInt32),
-        verdict=pl.when(pl.col("status") == OK).then(pl.lit("valid"))
+        validation=pl.when(pl.col("status") == OK).then(pl.lit(VALID))
         .when((pl.col("status") == RUNTIME_ERROR) & (pl.col("exit_code") == 1)
-              & ~pl.col("stderr").fill_null("").str.contains("Traceback")).then(pl.lit("invalid"))
-        .otherwise(pl.lit("validator_failed")))
-    judged = inputs.with_row_index("row").join(verdict, on="row", how="left").with_columns(
-        pl.col("verdict").fill_null("unvalidated"))
-    rejects_all = judged.group_by("task_id").agg(all_invalid=(pl.col("verdict") == "invalid").all())
-    judged = judged.join(rejects_all, on="task_id")
-    drop = (pl.col("verdict") == "invalid") & ~pl.col("all_invalid")
+              & ~pl.col("stderr").fill_null("").str.contains("Traceback")).then(pl.lit(INVALID))
+        .otherwise(pl.lit(VALIDATOR_FAILED)))
+    judged = inputs.with_row_index("row").join(verdict, on="row", how="left", maintain_order="left").with_columns(
+        pl.col("validation").fill_null(UNVALIDATED))
+    rejects_all = judged.group_by("task_id").agg(all_invalid=(pl.col("validation") == INVALID).all())
+    judged = judged.join(rejects_all, on="task_id", maintain_order="left")
+    drop = (pl.col("validation") == INVALID) & ~pl.col("all_invalid")
     dropped = Counter({
         "input_rejected_by_validator": judged.filter(drop).height,
         "validator_rejected_every_input": judged.filter(pl.col("all_invalid")).select("task_id").n_unique(),
-        "validator_failed_on_input": judged.filter(pl.col("verdict") == "validator_failed").height,
+        "validator_failed_on_input": judged.filter(pl.col("validation") == VALIDATOR_FAILED).height,
     })
-    return judged.filter(~drop).drop("row", "verdict", "all_invalid"), +dropped
+    return judged.filter(~drop).drop("row", "all_invalid"), +dropped

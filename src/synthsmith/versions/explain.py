@@ -1,14 +1,17 @@
 """The lineage of one task: `synthsmith explain TASK_ID [--rev REV] [--json]`.
 
 Read from the versioned tables of one version (the workspace, a project directory, a git revision
-or a DVC experiment: `diff.open_files`), stage by stage: the seeds and feature-pool paths the task
-was planned from -> the plan -> statement and style -> hygiene -> test inputs -> candidates and how
-each ran on each test, clustered as `verify_strict` clusters them -> the first-round and final
-verdicts -> the export rows. A dropped task says at which stage and why.
+or a DVC experiment: `diff.open_files`), stage by stage: the feature subtree sampled for the task and
+the seeds its features come from -> the plan (the features it selected) -> statement and style ->
+hygiene -> test inputs, each with its generator, characteristic, weight and validator verdict ->
+candidates and how each ran on each test, clustered as `verify_strict` clusters them -> the
+first-round and final verdicts -> the export rows. A dropped task says at which stage and step and
+why (generate_tasks lists every task it dropped: plan or statement rejected, or hygiene).
 
-Only what the tables record is shown; what they do not (the sampled subtree, the plan's feature
-roles, the validator's verdict per input, which planning or writing check dropped a task) is named
-under `not_recorded` instead.
+Only what the tables record is shown; what they do not (the plan's feature roles, a dropped task's
+plan and statement beyond their reason and title) is named under `not_recorded` instead, and so is
+what an older version's tables did not keep yet (the sampled subtree, the validator's verdicts, the
+planning and writing drops).
 
 Derived, not stored: a candidate's round (from `rounds.samples_per_model`: round r asks each model
 for samples up to that count), the output classes and clusters (vote keys at the default float
@@ -28,7 +31,8 @@ from pathlib import Path
 import polars as pl
 
 from synthsmith.contract import tables
-from synthsmith.contract.values import DISCARDED, EXTRACTED, KEPT, OK, SANDBOX_STATUSES, UNDECIDED
+from synthsmith.contract.values import (DISCARDED, EXTRACTED, HYGIENE, INVALID, KEPT, OK, PLAN, SANDBOX_STATUSES,
+                                        UNDECIDED, WRITE)
 from synthsmith.stages.names import normalise
 from synthsmith.stages.votes import with_key_ids
 from synthsmith.versions.diff import DirectoryFiles, RevisionFiles, open_files
@@ -113,19 +117,17 @@ def build_lineage(task_id: str, found: dict[str, pl.DataFrame], version: dict) -
         pl.col("task_id") == task_id).to_dicts()
     lineage: dict = {"task_id": task_id, "version": version}
     if not task and not dropped:
-        planned = _planned_not_written(task_id, found)
+        planned = _planned_not_listed(task_id, found)
         if planned is None:
             raise ExplainError(_unknown_task(task_id, found, version["label"]))
         lineage["fate"] = planned
         lineage["stages"] = {}
         return lineage
 
-    stages: dict = {"features": _features(found), "generate_tasks": _generate_tasks(task, dropped)}
+    features = _features(found)
+    stages: dict = {"features": features, "generate_tasks": _generate_tasks(task, dropped, features)}
     if dropped:
-        row = dropped[0]
-        lineage["fate"] = {"status": "dropped", "stage": "generate_tasks", "reason": row["reason"],
-                           "detail": f"hygiene: {row['reason']} against {row['against']} item {row['matched']} "
-                                     f"(score {row['score']:.3f})"}
+        lineage["fate"] = _dropped_fate(dropped[0])
         lineage["stages"] = stages
         return lineage
     stages["generate_tests"] = _tests(found)
@@ -138,9 +140,25 @@ def build_lineage(task_id: str, found: dict[str, pl.DataFrame], version: dict) -
     return lineage
 
 
-def _planned_not_written(task_id: str, found: dict[str, pl.DataFrame]) -> dict | None:
-    """A fate for an id generate_tasks sampled a subtree for but wrote no task from (its planning
-    and writing drops are counted, not listed), or None when the id was never sampled."""
+# What each generate_tasks step that drops a task did to it.
+DROP_STEPS = {PLAN: "while planning: the plan was rejected", WRITE: "while writing: the statement was rejected",
+              HYGIENE: "by hygiene"}
+
+
+def _dropped_fate(row: dict) -> dict:
+    if row["step"] == HYGIENE:
+        detail = (f"hygiene: {row['reason']} against {row['against']} item {row['matched']} "
+                  f"(score {row['score']:.3f})")
+    else:
+        detail = f"dropped {DROP_STEPS[row['step']]} ({row['reason']})"
+    return {"status": "dropped", "stage": "generate_tasks", "step": row["step"], "reason": row["reason"],
+            "detail": detail}
+
+
+def _planned_not_listed(task_id: str, found: dict[str, pl.DataFrame]) -> dict | None:
+    """A fate for an id generate_tasks sampled a subtree for but neither wrote nor listed as dropped:
+    a version from before dropped.parquet listed planning and writing drops (it only counted them).
+    None when the id was never sampled."""
     match = PLANNED_TASK_ID.fullmatch(task_id)
     if match is None or int(match.group(1)) >= _sampled(found):
         return None
@@ -152,9 +170,10 @@ def _planned_not_written(task_id: str, found: dict[str, pl.DataFrame]) -> dict |
     reasons = {reason: n for reason, n in sorted(reasons.items()) if n > 0}
     return {"status": "dropped", "stage": "generate_tasks", "reason": None,
             "detail": f"generate_tasks sampled a subtree for it ({counts['in']} sampled) but wrote no task: it was "
-                      "dropped while planning or writing, which only counts its drops ("
+                      "dropped while planning or writing, which this version only counts ("
                       + ", ".join(f"{reason} {n}" for reason, n in reasons.items()) + ")",
-            "not_recorded": ["which planning or writing check dropped this task"]}
+            "not_recorded": ["which planning or writing check dropped this task (this version's dropped.parquet "
+                             "lists hygiene drops only)"]}
 
 
 def _sampled(found: dict[str, pl.DataFrame]) -> int:
@@ -173,23 +192,32 @@ def _unknown_task(task_id: str, found: dict[str, pl.DataFrame], label: str) -> s
 
 
 def _features(found: dict[str, pl.DataFrame]) -> dict:
-    """The pool paths the plan selected, each with its origin and the seeds it comes from."""
-    paths = found.get("generate_tasks/task_features", tables.TASK_FEATURES.empty())["path"].to_list()
+    """The pool paths of the task's sampled subtree and of its plan's selection, each flagged, with
+    its origin and the seeds it comes from. `subtree_recorded`: false for a version whose
+    task_features.parquet kept the selected paths of written tasks only."""
+    rows = found.get("generate_tasks/task_features", tables.TASK_FEATURES.empty()).to_dicts()
+    subtree_recorded = any(row["sampled"] is not None for row in rows)
     pool = found.get("evolve_features/pool", tables.FEATURE_POOL.empty())
     origins = {row["path"]: row for row in pool.iter_rows(named=True)}
     seeds_of = _seeds_by_path(found.get("extract_features/answers", tables.FEATURE_ANSWERS.empty()))
     titles = dict(found.get("seeds/seeds", tables.SEEDS.empty()).select("seed_id", "title").iter_rows())
     features = []
-    for path in paths:
+    for row in rows:
+        path = row["path"]
         node = origins.get(path)
         grew_from = _nearest_extracted(path, seeds_of)
-        features.append({"path": path, "origin": node["origin"] if node else None,
+        features.append({"path": path, "sampled": row["sampled"], "selected": row["selected"],
+                         "origin": node["origin"] if node else None,
                          "evolution_round": node["round"] if node else None,
                          "grew_from": grew_from if grew_from != path else None,
                          "seeds": sorted(seeds_of.get(grew_from, set()))})
     used = sorted({seed for feature in features for seed in feature["seeds"]})
-    return {"features": features, "seeds": [{"seed_id": s, "title": titles.get(s)} for s in used],
-            "not_recorded": ["the feature subtree sampled for this task (only the plan's selected features are kept)"]}
+    section = {"subtree_recorded": subtree_recorded, "features": features,
+               "seeds": [{"seed_id": s, "title": titles.get(s)} for s in used]}
+    if not subtree_recorded:
+        section["not_recorded"] = ["the feature subtree sampled for this task (this version keeps only the plan's "
+                                   "selected features of written tasks)"]
+    return section
 
 
 def _seeds_by_path(answers: pl.DataFrame) -> dict[str, set[str]]:
@@ -219,27 +247,42 @@ def _nearest_extracted(path: str, seeds_of: dict[str, set[str]]) -> str | None:
     return None
 
 
-def _generate_tasks(task: list[dict], dropped: list[dict]) -> dict:
-    if dropped:
-        row = dropped[0]
-        return {"plan": None, "statement": {"title": row["title"]},
-                "hygiene": {"passed": False, **{k: row[k] for k in ("reason", "against", "matched", "score")}},
-                "not_recorded": ["a hygiene-dropped task's plan, statement and selected features "
-                                 "(dropped.parquet keeps its title only)"]}
-    row = task[0]
-    return {"plan": {"features": row["features"], "integration_strategy": row["integration_strategy"]},
-            "statement": {k: row[k] for k in ("title", "style", "entry_point", "tokens", "statement")},
-            "hygiene": {"passed": True},
-            "not_recorded": ["the plan's feature roles (feature_roles_tree)"]}
+def _generate_tasks(task: list[dict], dropped: list[dict], features: dict) -> dict:
+    """Plan, statement and hygiene; for a dropped task, None from the step that dropped it on (its
+    `rejected`: the reason), and the plan's selected paths from task_features instead of the plan."""
+    if not dropped:
+        row = task[0]
+        return {"plan": {"features": row["features"], "integration_strategy": row["integration_strategy"]},
+                "statement": {k: row[k] for k in ("title", "style", "entry_point", "tokens", "statement")},
+                "hygiene": {"passed": True},
+                "not_recorded": ["the plan's feature roles (feature_roles_tree)"]}
+    row = dropped[0]
+    selected = [f["path"] for f in features["features"] if f["selected"]]
+    if row["step"] == PLAN:
+        return {"plan": {"rejected": row["reason"]}, "statement": None, "hygiene": None,
+                "not_recorded": ["the rejected plan (dropped.parquet keeps the reason)"]}
+    plan = {"selected_paths": selected}
+    if row["step"] == WRITE:
+        return {"plan": plan, "statement": {"title": row["title"], "rejected": row["reason"]}, "hygiene": None,
+                "not_recorded": ["the plan's integration strategy and feature roles, and the rejected statement "
+                                 "(dropped.parquet keeps its title, if it had one, and the reason)"]}
+    return {"plan": plan, "statement": {"title": row["title"]},
+            "hygiene": {"passed": False, **{k: row[k] for k in ("reason", "against", "matched", "score")}},
+            "not_recorded": ["the plan's integration strategy and feature roles, and the statement "
+                             "(dropped.parquet keeps its title)"]
+            + ([] if selected or features["subtree_recorded"] else ["its selected features"])}
 
 
 def _tests(found: dict[str, pl.DataFrame]) -> dict:
     tests = found.get("generate_tests/tests")
     if tests is None:
         return {"present": False, "tests": []}
-    return {"present": True, "tests": tests.sort("test_id").drop("task_id").to_dicts(),
-            "not_recorded": ["the input validator's verdict per input (tests.parquet keeps the inputs it accepted "
-                             "or could not judge, and all of a task whose every input it rejected)"]}
+    section = {"present": True, "tests": tests.sort("test_id").drop("task_id").to_dicts()}
+    if tests["validation"].null_count() == tests.height > 0:
+        section["not_recorded"] = ["the input validator's verdict per input (this version's tests.parquet keeps the "
+                                   "inputs it accepted or could not judge, and all of a task whose every input it "
+                                   "rejected)"]
+    return section
 
 
 def _candidates(found: dict[str, pl.DataFrame], tests: list[dict]) -> dict:
@@ -404,11 +447,24 @@ def _not_recorded(lines: list[str], section: dict) -> None:
     lines.extend(f"  not recorded: {item}" for item in section.get("not_recorded", []))
 
 
+# A feature's mark: in the sampled subtree and selected by the plan, sampled only, selected only.
+FEATURE_MARKS = {(True, True): "[x]", (True, False): "[ ]", (False, True): "[+]"}
+
+
 def _seeds_section(lines: list[str], features: dict) -> None:
-    _section(lines, "seeds and features (seeds, extract_features, evolve_features)")
-    if not features["features"]:
-        lines.append("  no selected features recorded")
-    for feature in features["features"]:
+    _section(lines, "seeds and features (seeds, extract_features, evolve_features, generate_tasks)")
+    rows = features["features"]
+    if not rows:
+        lines.append("  no features recorded")
+    elif features["subtree_recorded"]:
+        sampled = sum(1 for f in rows if f["sampled"])
+        chosen = sum(1 for f in rows if f["selected"])
+        outside = sum(1 for f in rows if f["selected"] and not f["sampled"])
+        selection = f"the plan selected {chosen}" if chosen else "no plan"
+        lines.append(f"  sampled subtree: {sampled} features; {selection}"
+                     + (f" ({outside} outside the subtree)" if outside else "")
+                     + "  ([x] sampled and selected, [ ] sampled only, [+] selected outside the subtree)")
+    for feature in rows:
         origin = feature["origin"] or "not in the pool"
         if feature["origin"] and feature["origin"] != EXTRACTED:
             origin += f" (evolution round {feature['evolution_round']})"
@@ -417,7 +473,8 @@ def _seeds_section(lines: list[str], features: dict) -> None:
                      + "seeds " + ", ".join(feature["seeds"])
         else:
             source = "no seed: added by evolution under its category"
-        lines.append(f"  {feature['path']}")
+        mark = FEATURE_MARKS.get((feature["sampled"], feature["selected"]))
+        lines.append(f"  {mark} {feature['path']}" if mark else f"  {feature['path']}")
         lines.append(f"      {origin}; {source}")
     for seed in features["seeds"]:
         lines.append(f"  seed {seed['seed_id']}: {seed['title']}")
@@ -426,15 +483,25 @@ def _seeds_section(lines: list[str], features: dict) -> None:
 
 def _task_sections(lines: list[str], task: dict, width: int) -> None:
     _section(lines, "plan (generate_tasks)")
-    if task["plan"]:
-        lines.append(f"  selected features: {', '.join(task['plan']['features'])}")
-        lines.extend(textwrap.wrap(f"integration strategy: {task['plan']['integration_strategy']}", width,
+    plan = task["plan"]
+    if plan and "rejected" in plan:
+        lines.append(f"  REJECTED: {plan['rejected']}")
+    elif plan and "selected_paths" in plan:
+        lines.append(f"  selected features: {', '.join(plan['selected_paths']) or 'not recorded'}")
+    elif plan:
+        lines.append(f"  selected features: {', '.join(plan['features'])}")
+        lines.extend(textwrap.wrap(f"integration strategy: {plan['integration_strategy']}", width,
                                    initial_indent="  ", subsequent_indent="    "))
     _not_recorded(lines, task)
     _section(lines, "statement and style (generate_tasks)")
     statement = task["statement"]
-    lines.append(f"  title: {statement['title']}")
-    if "style" in statement:
+    if statement is None:
+        lines.append("  not written: the plan was rejected")
+    else:
+        lines.append(f"  title: {statement['title'] or 'none'}")
+    if statement and "rejected" in statement:
+        lines.append(f"  REJECTED: {statement['rejected']}")
+    elif statement and "style" in statement:
         io = f"function {statement['entry_point']}" if statement["entry_point"] else "stdin/stdout"
         lines.append(f"  style: {statement['style']}; io: {io}; {statement['tokens']} tokens")
         body = [line for line in statement["statement"].splitlines() if line.strip()]
@@ -443,7 +510,9 @@ def _task_sections(lines: list[str], task: dict, width: int) -> None:
             lines.append(f"  | ... ({len(body) - 4} more lines; --json has the statement)")
     _section(lines, "hygiene (generate_tasks)")
     hygiene = task["hygiene"]
-    if hygiene["passed"]:
+    if hygiene is None:
+        lines.append("  not reached")
+    elif hygiene["passed"]:
         lines.append("  passed: neither a near-duplicate of an earlier task nor contaminated by a benchmark")
     else:
         lines.append(f"  DROPPED: {hygiene['reason']} against {hygiene['against']} item {hygiene['matched']} "
@@ -459,15 +528,20 @@ def _tests_section(lines: list[str], tests: dict, verify: dict, candidates: dict
         lines.append("  not in this version")
         return
     golden = _golden_test_ids(verify)
-    table = [("#", "test_id", "generator", "weight", "size,sem", "golden", "classes", "description / input")]
+    table = [("#", "test_id", "generator", "weight", "size,sem", "validator", "golden", "classes",
+              "description / input")]
     for number, test in enumerate(rows, 1):
         classes = candidates["output_classes"].get(test["test_id"], {})
         spread = " ".join(f"{c}:{v['candidates']}" for c, v in classes.items()) or "-"
         text = test["description"] or ""
         table.append((str(number), test["test_id"], test["generator"], str(test["weight"]),
-                      f"{test['size_weight']},{test['semantic_weight']}", "g" if test["test_id"] in golden else "",
-                      spread, f"{text[:40]}  [{_abridge(test['input'], 30)}]"))
+                      f"{test['size_weight']},{test['semantic_weight']}", test["validation"] or "?",
+                      "g" if test["test_id"] in golden else "", spread,
+                      f"{text[:40]}  [{_abridge(test['input'], 30)}]"))
     lines.extend(_aligned(table))
+    if any(test["validation"] == INVALID for test in rows):
+        lines.append(f"  validator {INVALID}: it rejected every input of this task, so it was distrusted and the "
+                     "inputs kept")
     _not_recorded(lines, tests)
 
 
