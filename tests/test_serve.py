@@ -232,6 +232,18 @@ def test_serve_with_its_own_server_pauses_the_schedule_on_ctrl_c_then_stops_the_
             listed = subprocess.run([str(BIN / "prefect"), *command], capture_output=True, text=True, timeout=120,
                                     env=os.environ | {"PREFECT_API_URL": api_url, "COLUMNS": "200"})
             assert listed.returncode == 0 and re.search(shows, listed.stdout), listed.stdout + listed.stderr
+        if stop_signal == signal.SIGINT:  # once: the hint `serve` prints works pasted into a new shell
+            hint = re.search(r"run it now: (.+?), or from the UI", log.read_text()).group(1)
+            shell = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+            shell["PATH"] = f"{BIN}{os.pathsep}{shell['PATH']}"  # the virtualenv active
+            ran = subprocess.run(["bash", "-c", hint], cwd=scratch_project, env=shell, capture_output=True,
+                                 text=True, timeout=120)
+            assert ran.returncode == 0 and "Created flow run" in ran.stdout, ran.stdout + ran.stderr
+            deadline = time.monotonic() + 120
+            while not (scratch_project / "out/result.txt").exists():  # the served run did `dvc repro`
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.5)
+            time.sleep(2)  # let the run finish reporting
         os.killpg(serve.pid, stop_signal)  # as from the terminal: the server is not in the group
         assert serve.wait(60) == 0, log.read_text()
     finally:

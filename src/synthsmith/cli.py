@@ -16,6 +16,10 @@ def demo(
     force: bool = typer.Option(False, "--force", help="Rerun every stage (dvc repro --force)."),
 ) -> None:
     """Build the demo dataset offline: start a local Prefect server, run `dvc repro`, print the funnel."""
+    if not Path("dvc.yaml").exists():
+        raise typer.BadParameter("run this from the SynthSmith project root (where dvc.yaml is)")
+    typer.echo("synthsmith demo: starting a local Prefect server, then `dvc repro` (offline, from the shipped "
+               "cassette; a few minutes on 2 cores)", err=True)
     import json
     import os
     import subprocess
@@ -26,8 +30,6 @@ def demo(
     from synthsmith.contract.values import CHECKPOINTS
     from synthsmith.runtime.server import prefect_api
 
-    if not Path("dvc.yaml").exists():
-        raise typer.BadParameter("run this from the SynthSmith project root (where dvc.yaml is)")
     # dvc runs each stage's `python -m flows.<stage>` with this interpreter.
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     with prefect_api(Path(".synthsmith/prefect-home")) as prefect_env:
@@ -112,6 +114,45 @@ def verify(
             parts.append(f"{said}: {detail}")
     typer.echo(f"verify: kept {verdicts['kept'].sum()}/{verdicts.height} tasks"
                + (f" ({'; '.join(parts)})" if parts else "") + f" -> {out}")
+
+
+@app.command("plan")
+def plan_command(
+    params_path: Path = typer.Option(Path("params.yaml"), "--params", help="The params the run would use."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object for scripts instead of the table."),
+    run: Path = typer.Option(Path("."), "--run", file_okay=False,
+                             help="The project directory whose data/ holds the last run (e.g. a pilot run's copy)."),
+) -> None:
+    """Before any call: the calls, tokens and dollars per stage and model the params will cost (token
+    sizes and rates from the last run's data/ when there is one, else stated defaults). After a run,
+    each row's estimate beside the last run's actual usage and their ratio."""
+    import json
+
+    from synthsmith.contract.params import UserError, load_params
+    from synthsmith.stages import plan
+
+    root = run
+    try:
+        params = load_params(params_path)
+        rates = plan.read_rates(root)
+        seeds, seeds_from = plan.count_seeds(params, rates)
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    rates = rates or plan.Rates()
+    estimate = plan.estimate(params, seeds, rates)
+    facts = plan.assumptions(params, seeds, rates) | {"seeds_from": seeds_from}
+    actual = plan.read_actual(root)
+    compared = plan.beside(estimate, actual) if actual is not None else None
+    if as_json:
+        result = {"assumptions": facts, "estimate": estimate.to_dicts(), "total": plan.totals(estimate),
+                  "unpriced_models": sorted(estimate.filter(~estimate["priced"])["model"].unique())}
+        if compared is not None:
+            result["beside_actual"] = compared.to_dicts()
+            result["beside_actual_total"] = plan.totals(compared)
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        typer.echo(plan.render_text(estimate, facts, compared))
 
 
 @sandbox_app.command("run")
@@ -322,8 +363,9 @@ def serve_command(
         typer.echo(f"serving pipeline/{name} on {api_url} from {Path.cwd()}; "
                    f"schedule: {schedule or 'none'}" + (f" ({settings.timezone})" if schedule else "")
                    + "; Ctrl-C pauses the schedule and stops", err=True)
-        typer.echo(f"  run it now: prefect deployment run 'pipeline/{name}', or from the UI: "
-                   f"{api_url.removesuffix('/api')}/deployments/deployment/{deployment_id}", err=True)
+        # The whole command, server address included: pasted into a new shell it must reach this server.
+        typer.echo(f"  run it now: PREFECT_API_URL={api_url} prefect deployment run 'pipeline/{name}', or from "
+                   f"the UI: {api_url.removesuffix('/api')}/deployments/deployment/{deployment_id}", err=True)
         run_until_stopped(runner)
     if server and server.exit_code is not None:
         raise typer.Exit(1)
