@@ -56,6 +56,10 @@ def svg(name: str, table: pl.DataFrame) -> str:
     from dvc_render import VegaRenderer
 
     definition = CHARTS[name]
+    if table.is_empty():  # dvc_render fills no template without rows; the image says so instead of failing
+        return vl_convert.vegalite_to_svg({
+            "title": definition["title"], "data": {"values": [{"text": "no rows in this run"}]},
+            "mark": {"type": "text", "fontSize": 14}, "encoding": {"text": {"field": "text"}}})
     ((_, y_field),) = definition["y"].items()
     rows = [row | {"rev": "workspace"} for row in table.to_dicts()]  # DVC adds the revision to each row
     renderer = VegaRenderer(rows, name, template=definition["template"], template_dir=str(TEMPLATE_DIR),
