@@ -1,22 +1,29 @@
-"""Sandbox throughput: ours (isolated workers, batched) against a naive executor and against a bare
-fork loop with no isolation at all (the practical ceiling), measured side by side in one run.
+"""Sandbox throughput, measured side by side in one run: the whole `synthsmith sandbox run`
+command as a user runs it, a naive executor, a bare fork loop with no isolation (the practical
+ceiling), our steady state (workers already started), start-up, and a realistic mix.
 
     python benchmarks/sandbox_throughput.py      (from the project root, in the project's venv)
 
-Workload: 400 trivial stdio jobs, 8 distinct programs x 50 inputs, as the pipeline produces them
-(candidate code x test inputs), on 2 workers; every path's outputs are checked.
-  ours:    run_jobs(jobs, workers=2): namespaces, per-job uid and tmpfs, limits, a fork per input
-           from a worker that compiled the program once.
-  naive:   one fresh `python -c CODE` per job via subprocess.run, from 2 threads (as the X-Coder
-           repo's executor does): a full interpreter start per job, no isolation.
-  ceiling: 2 lean processes (`python -S`), each looping over its share: fork, point stdin/stdout at
-           files, exec() the precompiled code, wait. No isolation, no limits, no supervision.
+Trivial workload: 1,000 stdio jobs, 20 distinct programs x 50 inputs, as the pipeline produces
+them (candidate code x test inputs), on 2 workers; every path's outputs are checked.
+  command:  `synthsmith sandbox run JOBS OUT --workers 2` in a new process, timed from start to
+            exit: interpreter, imports, workers' start-up, the jobs, the Parquet written.
+  start-up: the same command on 1 job.
+  steady:   run_jobs in this process with its workers already started (the execute stage's
+            second and later shards).
+  naive:    one fresh `python -c CODE` per job via subprocess.run, from 2 threads (as the X-Coder
+            repo's executor does): a full interpreter start per job, no isolation.
+  fork loop: 2 lean processes (`python -S`), each looping over its share: fork, point stdin/stdout
+            at files, exec() the precompiled code, wait. No isolation, no limits, no supervision.
+Realistic mix: 400 jobs, 16 programs x 25 inputs: real work (sorting, a DP), wrong answers,
+exceptions, a crash (SIGABRT) and infinite loops at a 0.5 s limit; ours against naive on it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,44 +36,74 @@ import polars as pl
 from synthsmith.contract.tables import SANDBOX_JOBS
 from synthsmith.sandbox.runner import probe_isolation, run_jobs
 
-PROGRAMS = 8
-INPUTS = 50
 WORKERS = 2
+COMMAND = Path(sys.executable).with_name("synthsmith")
 
 
-def make_jobs() -> pl.DataFrame:
-    rows = []
-    for p in range(PROGRAMS):
-        code = f"a, b = map(int, input().split())\nprint(a * {p + 1} + b)"
-        for i in range(INPUTS):
-            rows.append({"job_id": f"{p}-{i}", "code": code, "mode": "stdio", "entry": None,
-                         "input": f"{i} {p}\n", "time_limit_s": 2.0, "memory_mb": 256})
+def job(job_id: str, code: str, data: str, time_limit_s: float = 2.0) -> dict:
+    return {"job_id": job_id, "code": code, "mode": "stdio", "entry": None, "input": data,
+            "time_limit_s": time_limit_s, "memory_mb": 256}
+
+
+def trivial_jobs(programs: int = 20, inputs: int = 50) -> pl.DataFrame:
+    rows = [job(f"{p}-{i}", f"a, b = map(int, input().split())\nprint(a * {p + 1} + b)", f"{i} {p}\n")
+            for p in range(programs) for i in range(inputs)]
     return pl.DataFrame(rows, schema=SANDBOX_JOBS.columns)
 
 
-def expected(jobs: pl.DataFrame) -> list[str]:
-    return [f"{int(j.split('-')[1]) * (int(j.split('-')[0]) + 1) + int(j.split('-')[0])}\n"
-            for j in jobs["job_id"]]
+def trivial_expected(jobs: pl.DataFrame) -> list[str]:
+    pairs = [tuple(map(int, job_id.split("-"))) for job_id in jobs["job_id"]]
+    return [f"{i * (p + 1) + p}\n" for p, i in pairs]
 
 
-def ours(jobs: pl.DataFrame) -> list[str]:
-    results = run_jobs(jobs, workers=WORKERS)
-    assert results["status"].to_list() == ["ok"] * jobs.height, results["status"].value_counts()
-    return results["output"].to_list()
+MIX = {  # program -> how many of the 16 use it; each gets 25 inputs n = 0..24
+    "n = int(input())\nprint(sum(sorted(range(n * 2000, 0, -1))[:n + 1]))": 6,  # real work
+    "n = int(input())\nf = [0, 1]\nfor _ in range(n * 500):\n    f.append((f[-1] + f[-2]) % 1000003)\nprint(f[-1])": 5,
+    "n = int(input())\nprint(n + 1 if n % 5 else n)": 2,  # a wrong answer, still "ok" to the sandbox
+    "n = int(input())\nif n % 4 == 3:\n    raise ValueError(n)\nprint(n)": 1,  # runtime errors
+    "import os\nn = int(input())\nif n % 8 == 1:\n    os.abort()\nprint(n)": 1,  # a crash (SIGABRT)
+    "n = int(input())\nwhile n % 12 == 5:\n    pass\nprint(n)": 1,  # 2 of 25 inputs never finish
+}
+MIX_LIMIT_S = 0.5
 
 
-def naive(jobs: pl.DataFrame) -> list[str]:
-    def one(job: dict) -> str:
-        done = subprocess.run([sys.executable, "-c", job["code"]], input=job["input"], capture_output=True,
-                              text=True, timeout=job["time_limit_s"])
-        assert done.returncode == 0, done.stderr
+def mix_jobs() -> pl.DataFrame:
+    rows, p = [], 0
+    for code, copies in MIX.items():
+        for _ in range(copies):
+            # a distinct program each time (a comment), as distinct candidates are
+            rows += [job(f"m{p}-{n}", f"# candidate {p}\n{code}", f"{n}\n", MIX_LIMIT_S) for n in range(25)]
+            p += 1
+    return pl.DataFrame(rows, schema=SANDBOX_JOBS.columns)
+
+
+def ours(jobs: pl.DataFrame) -> list[str | None]:
+    return run_jobs(jobs, workers=WORKERS)["output"].to_list()
+
+
+def command(jobs: pl.DataFrame) -> list[str | None]:
+    """The whole command in a new process, as a user runs it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        jobs.write_parquet(Path(tmp, "jobs.parquet"))
+        subprocess.run([str(COMMAND), "sandbox", "run", Path(tmp, "jobs.parquet"), Path(tmp, "out.parquet"),
+                        "--workers", str(WORKERS)], check=True, capture_output=True)
+        return pl.read_parquet(Path(tmp, "out.parquet"))["output"].to_list()
+
+
+def naive(jobs: pl.DataFrame) -> list[str | None]:
+    def one(job: dict) -> str | None:
+        try:
+            done = subprocess.run([sys.executable, "-c", job["code"]], input=job["input"], capture_output=True,
+                                  text=True, timeout=job["time_limit_s"])
+        except subprocess.TimeoutExpired:
+            return ""
         return done.stdout
 
     with ThreadPoolExecutor(WORKERS) as pool:
         return list(pool.map(one, jobs.to_dicts()))
 
 
-# argv: JOBS_JSON ([[code, input], ...]) OUT_JSON DIR. Correct for this workload, nothing more.
+# argv: JOBS_JSON ([[code, input], ...]) OUT_JSON DIR. Correct for the trivial workload, nothing more.
 FORK_LOOP = """
 import json, os, sys
 jobs_path, out_path, directory = sys.argv[1:]
@@ -93,7 +130,7 @@ with open(out_path, "w") as f:
 """
 
 
-def ceiling(jobs: pl.DataFrame) -> list[str]:
+def fork_loop(jobs: pl.DataFrame) -> list[str]:
     rows = jobs.select("code", "input").rows()
     share = -(-len(rows) // WORKERS)
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,28 +148,49 @@ def ceiling(jobs: pl.DataFrame) -> list[str]:
     return outputs
 
 
-def measure(run, jobs: pl.DataFrame) -> float:
-    start = time.perf_counter()
-    outputs = run(jobs)
-    elapsed = time.perf_counter() - start
-    assert outputs == expected(jobs), run.__name__
-    return jobs.height / elapsed
+def timed(run, jobs: pl.DataFrame, expected: list[str] | None = None, repeat: int = 3) -> float:
+    """Median wall seconds of `repeat` runs; each run's outputs are checked against `expected`."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        outputs = run(jobs)
+        times.append(time.perf_counter() - start)
+        if expected is not None:
+            assert outputs == expected, run.__name__
+    return statistics.median(times)
 
 
 def main() -> None:
-    jobs = make_jobs()
-    runners = (ours, naive, ceiling)
-    for run in runners:  # warm the page cache and imports
+    jobs = trivial_jobs()
+    want = trivial_expected(jobs)
+    for run in (ours, naive, fork_loop, command):  # warm the page cache, imports and our workers
         run(jobs.head(4))
-    rates = {run.__name__: measure(run, jobs) for run in runners}
     isolation = probe_isolation()
-    print(f"{jobs.height} jobs ({PROGRAMS} programs x {INPUTS} inputs), {WORKERS} workers, {os.cpu_count()} cores")
+    rates = {
+        "command": jobs.height / timed(command, jobs, want),
+        "steady": jobs.height / timed(ours, jobs, want),
+        "naive": jobs.height / timed(naive, jobs, want, repeat=1),
+        "fork loop": jobs.height / timed(fork_loop, jobs, want),
+    }
+    start_up = timed(command, jobs.head(1), want[:1], repeat=5)
+    mix = mix_jobs()
+    mix_rates = {"ours": mix.height / timed(ours, mix), "naive": mix.height / timed(naive, mix, repeat=1)}
+    statuses = run_jobs(mix, workers=WORKERS)["status"].value_counts().sort("status").iter_rows()
+
+    print(f"{jobs.height} trivial jobs (20 programs x 50 inputs), {WORKERS} workers, {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.1f}")
     print("isolation (ours): " + ", ".join(f"{name} {state}" if state.startswith("OFF") else f"{name} on"
                                           for name, state in isolation.items()))
     for name, rate in rates.items():
-        print(f"{name + ':':9}{rate:8.1f} runs/s")
-    print(f"ours/naive:   {rates['ours'] / rates['naive']:6.2f}x")
-    print(f"ours/ceiling: {rates['ours'] / rates['ceiling']:6.2f}x")
+        print(f"  {name + ':':11}{rate:8.1f} runs/s")
+    print(f"  start-up:  {start_up:8.3f} s (the whole command on 1 job)")
+    print(f"  command/naive:      {rates['command'] / rates['naive']:6.2f}x")
+    print(f"  steady/fork loop:   {rates['steady'] / rates['fork loop']:6.2f}x")
+    print(f"  command/fork loop:  {rates['command'] / rates['fork loop']:6.2f}x")
+    print(f"realistic mix: {mix.height} jobs ({', '.join(f'{status} {n}' for status, n in statuses)}; "
+          f"{MIX_LIMIT_S} s limit)")
+    print(f"  ours:  {mix_rates['ours']:8.1f} runs/s   naive: {mix_rates['naive']:8.1f} runs/s   "
+          f"ours/naive: {mix_rates['ours'] / mix_rates['naive']:.2f}x")
 
 
 if __name__ == "__main__":

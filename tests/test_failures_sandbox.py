@@ -41,7 +41,7 @@ def test_a_pool_removes_dirs_of_dead_owners_and_keeps_those_of_live_ones():
         reused_pid = _leftover(f"{live_process.pid}.1")  # the live pid, but another start time: a reused pid
         live = _leftover(runner._owner_tag(live_process.pid))
         foreign = Path(tempfile.mkdtemp(prefix=runner.SANDBOX_DIR_PREFIX))  # a name we did not write
-        with runner._Pool(1) as pool:
+        with runner._Pool() as pool:
             assert pool.dir.name.startswith(f"{runner.SANDBOX_DIR_PREFIX}{runner._owner_tag(os.getpid())}-")
             assert not dead.exists() and not reused_pid.exists()
             assert live.exists() and foreign.exists() and pool.dir.exists()
@@ -68,7 +68,7 @@ def test_a_run_killed_mid_batch_leaves_a_dir_the_next_run_removes(tmp_path):
         killed.kill()
         killed.wait()
     assert left.exists()
-    with runner._Pool(1):
+    with runner._Pool():
         assert not left.exists()
 
 
@@ -77,7 +77,7 @@ def _wait_for_pool_dir(pid: int, timeout_s: float = 60) -> Path:
     while time.monotonic() < deadline:
         tag = runner._owner_tag(pid)
         found = [path for path in Path(tempfile.gettempdir()).glob(f"{runner.SANDBOX_DIR_PREFIX}{tag}-*")
-                 if any(path.glob("batch-*"))]
+                 if any(path.glob("worker-*"))]
         if found:
             return found[0]
         time.sleep(0.1)

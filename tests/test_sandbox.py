@@ -295,11 +295,47 @@ def test_function_mode_batch():
     assert all("noise" in r["stderr"] for r in results)
 
 
-def test_batch_temp_directories_are_removed():
-    code = "import os\nprint(os.path.dirname(os.getcwd()))"
+def test_jobs_leave_no_files_and_cannot_look_beside_their_directory():
+    code = ("import os\nopen('left.txt', 'w').write(input())\n"
+            "try:\n    print(os.listdir('..'))\nexcept PermissionError:\n    print('no listing')")
     results = run(*({"code": code, "input": f"{i}\n"} for i in range(3)))
-    roots = {r["output"].strip() for r in results}
-    assert all(root.startswith(tempfile.gettempdir()) and not os.path.exists(root) for root in roots)
+    assert [r["output"] for r in results] == ["no listing\n"] * 3
+    # Batch files live in each worker's own tmpfs and are removed: on the host, only mount points.
+    pool = runner._shared_pool(())
+    assert [path for path in pool.dir.rglob("*") if not path.is_dir()] == []
+
+
+# Needle halves: the whole marker is never in the later job's own memory, only the earlier job's.
+MARKER_HEAD, MARKER_TAIL = "zqv-earlier-", "job-7f3a9c"
+SCAN_OWN_MEMORY = f"""
+import ctypes, os
+head, tail, found = {MARKER_HEAD!r}.encode(), {MARKER_TAIL[::-1]!r}[::-1].encode(), 0
+with open('/proc/self/maps') as maps:
+    regions = [line.split() for line in maps]
+for fields in regions:
+    start, end = (int(x, 16) for x in fields[0].split('-'))
+    if fields[1][0] != 'r' or (len(fields) > 5 and fields[5].startswith('[v')):  # [vvar], [vsyscall]: not memory
+        continue
+    chunk = ctypes.string_at(start, end - start)
+    at = chunk.find(head)
+    while at >= 0:
+        found += chunk[at + len(head):at + len(head) + len(tail)] == tail
+        at = chunk.find(head, at + 1)
+print(found, sorted(os.listdir('.')), sorted(os.listdir('/dev/shm')))
+"""
+
+
+def test_workers_are_reused_across_calls_and_a_later_job_finds_nothing_of_an_earlier_one():
+    marker = MARKER_HEAD + MARKER_TAIL
+    earlier = ("import os\ndata = input()\nopen('left.txt', 'w').write(data)\n"
+               "open('/dev/shm/left', 'w').write(data)\nprint(data * 1000)")
+    first = run_jobs(make_jobs(*({"code": earlier, "input": f"{marker}\n"} for _ in range(4))), workers=2)
+    assert first["status"].to_list() == ["ok"] * 4 and marker in first["output"][0]
+    pool = runner._shared_pool(())
+    workers = {worker.proc.pid for worker in pool.idle}
+    later = run_jobs(make_jobs(*({"code": SCAN_OWN_MEMORY, "input": f"{k}\n"} for k in range(4))), workers=2)
+    assert {worker.proc.pid for worker in pool.idle} == workers  # the same processes served both calls
+    assert later["output"].to_list() == ["0 [] []\n"] * 4, later["stderr"].to_list()
 
 
 def test_jobs_a_batch_does_not_report_rerun_alone(monkeypatch):
@@ -325,51 +361,45 @@ def test_a_job_no_worker_can_report_is_killed_with_the_reason(monkeypatch):
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_batch_loses_no_row(monkeypatch):
-    # SIGKILL one worker while its job sleeps: the job reruns alone on a fresh worker and still succeeds.
-    roots: dict[str, int] = {}  # batch directory -> pid of the worker running it
-    real_worker_run = runner._Worker.run
-
-    def recording_worker_run(worker, command, timeout):
-        roots[command[7]] = worker.proc.pid
-        return real_worker_run(worker, command, timeout)
-
+    # SIGKILL one worker while its job sleeps: the job reruns alone and still succeeds.
     calls: list[list[list[str]]] = []  # job ids of each batch, per pool.run call
     real_pool_run = runner._Pool.run
 
-    def recording_pool_run(pool, batches):
+    def recording_pool_run(pool, batches, size):
         calls.append([[job["job_id"] for job in batch] for batch in batches])
-        return real_pool_run(pool, batches)
+        return real_pool_run(pool, batches, size)
 
-    killed: list[tuple[int, str]] = []  # (worker pid, input of the job it was running)
+    name = f"mid{os.getpid() % 10**8}"  # the job names itself (/proc/PID/comm) so we can find it
+    killed: list[int] = []  # the worker killed
 
     def kill_a_worker() -> None:
-        # Wait until a job says it started (in its stderr file, in the batch directory) and has not
-        # finished (no status line yet), then SIGKILL the worker running it.
+        workers = {worker.proc.pid for worker in runner._shared_pool(()).idle}
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            for root, pid in list(roots.items()):
-                try:
-                    started = Path(root, "0.err").read_text() == "started\n"
-                    finished = Path(root, "status").read_text() != ""  # created empty, a line per job done
-                    job_input = Path(root, "0.in").read_text()
-                except OSError:  # not started yet, or the batch is over and its directory gone
-                    continue
-                if started and not finished:
-                    os.kill(pid, 9)
-                    killed.append((pid, job_input))
+            for pid in processes_named(name):
+                ancestors, current = [], pid
+                while current > 1:  # up the host's process tree to the worker that runs the job
+                    current = int(Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()[1])
+                    ancestors.append(current)
+                worker = next((a for a in ancestors if a in workers), None)
+                if worker is not None:
+                    os.kill(worker, 9)
+                    killed.append(worker)
                     return
             time.sleep(0.01)
 
-    monkeypatch.setattr(runner._Worker, "run", recording_worker_run)
+    run_jobs(make_jobs({"code": "print(1)"}, {"code": "print(2)"}), workers=2)  # two workers started
     monkeypatch.setattr(runner._Pool, "run", recording_pool_run)
     killer = threading.Thread(target=kill_a_worker, daemon=True)
     killer.start()
-    code = "import sys, time\nsys.stderr.write('started\\n')\nsys.stderr.flush()\ntime.sleep(1.0)\nprint(input())"
+    code = ("import ctypes, sys, time\nk = input()\nif k == '2':\n"
+            f"    ctypes.CDLL(None).prctl(15, {name.encode()!r}, 0, 0, 0)\n"
+            "time.sleep(1.0)\nprint(k)")
     results = run(*({"code": code, "input": f"{k}\n", "time_limit_s": 2.0} for k in range(4)))
     killer.join(timeout=60)
-    assert killed, "no job was seen running, so no worker was killed"
-    [(_, job_input)] = killed
+    assert killed, "the job was not seen running, so no worker was killed"
     assert len(calls) == 2, calls  # the batches, then the reruns of what they lost
-    assert all(len(batch) == 1 for batch in calls[1]), calls  # the reruns went alone
-    assert [job_input.strip()] in calls[1], calls  # the killed worker's job went round again
+    assert all(len(batch) == 1 for batch in calls[1]) and ["2"] in calls[1], calls  # job 2 went round again
     assert [(r["status"], r["output"]) for r in results] == [("ok", f"{k}\n") for k in range(4)]
+
+

@@ -264,14 +264,22 @@ def test_shared_memory_is_private_and_wiped_between_jobs():
 def test_a_job_cannot_read_other_jobs_files():
     code = textwrap.dedent("""
         import errno, os
-        for attempt in (lambda: os.listdir(".."), lambda: open("../0.in").read()):
+        batch = os.path.dirname(os.readlink("/proc/self/fd/0"))  # where its own input file is
+        for attempt in (lambda: os.listdir(".."), lambda: os.listdir(batch),
+                        lambda: open(os.path.join(batch, "0.in")).read()):
             try:
                 print("read", attempt())
             except OSError as exc:
                 print(errno.errorcode[exc.errno])
     """)
     result = run({"code": code, "input": "secret input of job 0\n"}, {"code": code, "input": "1\n"})[1]
-    assert (result["status"], result["output"]) == ("ok", "EACCES\nEACCES\n")
+    assert (result["status"], result["output"]) == ("ok", "EACCES\nEACCES\nEACCES\n")
+
+
+def test_a_job_cannot_gain_rights_through_exec():
+    status = run_one("print(open('/proc/self/status').read())")["output"]
+    assert "NoNewPrivs:\t1" in status  # setuid binaries and file capabilities do nothing for it
+    assert "CapEff:\t0000000000000000" in status
 
 
 def test_closing_stdout_keeps_what_was_printed():

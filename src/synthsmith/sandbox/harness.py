@@ -1,27 +1,30 @@
 """The sandbox worker: a long-lived, isolated process that runs batches of untrusted jobs.
 
 `python -S -P harness.py worker SANDBOX_DIR HOME LIBRARY` enters its namespaces (`isolation`),
-writes one JSON line (the isolation report) to stdout, then reads one JSON command per line on
-stdin: [MODE, CODE_PATH, ENTRY, MEMORY_MB, CPU_S, TIME_LIMIT_S, WALL_S, ROOT, COUNT]. For each it
-runs the batch (ROOT/<i>.in -> ROOT/<i>.out, ROOT/<i>.err, one status line per job in
-ROOT/status) and answers "done". It must stay stdlib-only and import nothing from synthsmith: it
-runs without site-packages. The parent imports it only for the constants below.
+mounts its own tmpfs (`scratch` for batch files, `work` for jobs' working directories), writes
+one JSON line (the isolation report) to stdout, then reads batches on stdin: a HEADER_BYTES
+decimal length and that many bytes of JSON {mode, code, entry, memory_mb, cpu_s, time_limit_s,
+wall_s, inputs}. For each it answers one JSON line (a result per job it can report on: index,
+exit code, CPU and wall seconds, killed_by_us, output, output_bytes, stderr) and then "done".
+It must stay stdlib-only and import nothing from synthsmith: it runs without site-packages. The
+parent imports it only for the constants below.
 
-Process tree per batch: the worker forks a *reaper* (a child subreaper) that compiles the code
-once and forks a *supervisor* (also a subreaper), which forks one job child per input, watches it
+Process tree per batch, each a fork of the worker, which itself never holds a batch's data (a
+later job, forked from it, finds nothing of an earlier one in its memory): a *loader* reads the
+batch from the pipe into scratch files; a *reaper* (a child subreaper) compiles the code once
+and forks a *supervisor* (also a subreaper), which forks one job child per input, watches it
 (CPU poll, wall limit, killpg, wait4) and then kills whatever the job left behind (orphans are
-re-parented to the supervisor, even setsid'd ones). Jobs run under another uid, so they cannot
-signal any of these; where they can (no uid of their own), a job that kills its supervisor falls
-to the reaper, which finishes watching it, writes its status line, sweeps, and forks a new
-supervisor for the remaining inputs. A job child returns up the stack to `__main__` and runs
-there, then ends like a normal interpreter exit would, without paying for a full interpreter
-shutdown (`_finish_job`).
+re-parented to the supervisor, even setsid'd ones); a *reporter* reads the outputs and answers
+the parent. Jobs run under another uid, so they cannot signal any of these; where they can (no
+uid of their own), a job that kills its supervisor falls to the reaper, which finishes watching
+it, writes its status line, sweeps, and forks a new supervisor for the remaining inputs. A job
+child returns up the stack to `__main__` and runs there, then ends like a normal interpreter
+exit would, without paying for a full interpreter shutdown (`_finish_job`).
 """
 
 from __future__ import annotations
 
 import builtins
-import json
 import os
 import resource
 import sys
@@ -30,6 +33,8 @@ MEMORY_EXIT = 86  # exit code meaning "MemoryError": distinct from Python's 1 (u
 OUTPUT_CAP_BYTES = 8 << 20  # stdout/stderr files may reach this size; one byte more means output_limit
 RECURSION_LIMIT = 500_000  # depth-1e5 DFS must work even at 2-3 frames a level (3.11 counts lru_cache's C call too)
 OPEN_FILES = 64
+STDERR_CHARS = 2_000  # the tail of a job's stderr that is reported (it holds the traceback)
+HEADER_BYTES = 20  # a batch's length, in decimal, newline-terminated
 PROCESSES = 64  # RLIMIT_NPROC: processes and threads of the job's uid, which is the job's own (see isolation.py)
 
 
@@ -140,6 +145,10 @@ def _children() -> list[int]:
 
 def _sweep() -> None:
     """Kill and reap every child of ours; their orphans come to us, so repeat."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return  # no child at all, the usual case: one system call, no /proc read
     while True:
         kids = _children()
         if not kids:
@@ -171,7 +180,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def watch(pid: int, start: float, wall_s: float, cpu_limit_s: float) -> tuple[int, float, bool]:
-    """Supervise a child of ours (forked job or the runner's single-job process): kill its group once it passes the CPU limit or the wall
+    """Supervise a job child of ours: kill its group once it passes the CPU limit or the wall
     limit; after exit kill the group (descendants), reap with wait4. (exit code, CPU s, killed by us)."""
     import select
     import time
@@ -180,19 +189,23 @@ def watch(pid: int, start: float, wall_s: float, cpu_limit_s: float) -> tuple[in
         pidfd = os.pidfd_open(pid)  # becomes readable when the child exits: no polling latency
     except (AttributeError, OSError):
         pidfd = None
-    deadline, pause, fired = start + wall_s, 0.002, False
+    deadline, pause, fired = start + wall_s, 0.001, False
     try:
-        # WNOWAIT leaves the child a zombie, so its pid (= its group id) cannot be reused while we signal it.
-        while os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+        # Wait first, check after: while the child runs, everything we touch is a copy-on-write
+        # fault, so a quick job finds us blocked in one call. WNOWAIT leaves the child a zombie,
+        # so its pid (= its group id) cannot be reused while we signal it.
+        while True:
+            if pidfd is not None:
+                select.select([pidfd], [], [], pause)
+            else:
+                time.sleep(pause)
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                break
             if time.monotonic() > deadline or cpu_seconds(pid) > cpu_limit_s:
                 fired = True
                 _signal(os.killpg, pid)
                 os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
                 break
-            if pidfd is not None:
-                select.select([pidfd], [], [], pause)
-            else:
-                time.sleep(pause)
             pause = min(pause * 2, 0.02)  # quick programs are noticed at once, long ones cheaply
     finally:
         if pidfd is not None:
@@ -209,18 +222,20 @@ def _status_line(fd: int, index: int, exit_code: int, cpu: float, fired: bool, w
 
 
 def _load_isolation():
-    """`isolation` from beside this file, without putting our package on the jobs' sys.path."""
-    import importlib.util
+    """`isolation` from beside this file, without putting our package on the jobs' sys.path (nor
+    importlib's machinery in the worker's memory, which every job's fork copies)."""
+    import types
 
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "isolation.py")
-    spec = importlib.util.spec_from_file_location("sandbox_isolation", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = types.ModuleType("sandbox_isolation")
+    with open(path, encoding="utf-8") as source:
+        exec(compile(source.read(), path, "exec"), module.__dict__)
     return module
 
 
 def _serve(sandbox_dir: str, home: str, library: str):
     """The worker loop. Returns (mode, code, code_path, entry) only in a job child."""
+    host_pid = os.getpid()
     isolation = _load_isolation().Isolation()
     commands, replies = os.dup(0), os.dup(1)  # the parent's pipes; jobs get files on 0-2 instead
     null = os.open(os.devnull, os.O_RDWR)
@@ -236,52 +251,176 @@ def _serve(sandbox_dir: str, home: str, library: str):
             _REAL_EXIT(os.waitstatus_to_exitcode(status) & 0xFF)
         _prctl(_PR_SET_PDEATHSIG, 9)  # the parent killing the worker takes the whole namespace down
     isolation.as_init(sandbox_dir, homes=["/root", home], libraries=[p for p in sys.path if os.path.isdir(p)])
+    scratch, work = isolation.make_dirs(sandbox_dir, host_pid)
+    isolation.forbid_new_privileges()
     if library:
         sys.path.append(library)  # after the stdlib: a copied package cannot shadow it
     _become_subreaper()  # without a PID namespace, orphans of a killed reaper still come to us
-    os.write(replies, (json.dumps(isolation.report) + "\n").encode())
-    for line in _lines(commands):
+    _write_all(replies, (_json_object(isolation.report) + "\n").encode())
+    number = 0
+    while (size := _read_header(commands)) is not None:
+        root = os.path.join(scratch, str(number))
+        number += 1
+        os.mkdir(root, 0o711)  # jobs reach their own solution.py (tracebacks show its lines), list nothing
+        if _in_child(lambda: _load(commands, size, root)) != 0:
+            _REAL_EXIT(1)  # the batch was not read whole: the command stream is out of step
         sys.stdout.flush()
         sys.stderr.flush()
         reaper = os.fork()
         if reaper == 0:
             os.close(commands)
             os.close(replies)
-            found = _run_batch(json.loads(line), isolation)
+            found = _run_batch(root, work, isolation)
             if found is not None:
                 return found
             _REAL_EXIT(0)
         os.waitpid(reaper, 0)
         _sweep()  # what a killed reaper left behind
-        os.write(replies, b"done\n")
+        _in_child(lambda: _report(root, work, replies))
+        _write_all(replies, b"\ndone\n")  # after a newline: a torn report line stays a line of its own
     _REAL_EXIT(0)
 
 
-def _lines(fd: int):
-    pending = b""
-    while True:
-        while b"\n" not in pending:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                return
-            pending += chunk
-        line, pending = pending.split(b"\n", 1)
-        yield line
+def _json_object(strings: dict[str, str]) -> str:
+    """A JSON object of strings, without importing json into the worker (see `_load_isolation`)."""
+    def quoted(text: str) -> str:
+        escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+        return '"' + "".join(c if c >= " " else f"\\u{ord(c):04x}" for c in escaped) + '"'
+    return "{" + ", ".join(f"{quoted(key)}: {quoted(value)}" for key, value in strings.items()) + "}"
 
 
-def _run_batch(command: list, isolation):
-    """Reaper. Returns (mode, code, code_path, entry) only in a job child; every other process
-    of the tree ends with os._exit."""
-    mode, code_path, entry, memory_mb, cpu_s, time_limit_s, wall_s, root, count = command
-    job = (mode, code_path, entry, int(memory_mb), int(cpu_s), float(time_limit_s), float(wall_s), root)
+def _in_child(step) -> int:
+    """Run `step` in a fork of this process and return its exit code: what it reads stays there."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            step()
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+            sys.stderr.flush()
+            _REAL_EXIT(1)
+        _REAL_EXIT(0)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    chunks, left = [], size
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_header(fd: int) -> int | None:
+    header = _read_exactly(fd, HEADER_BYTES)
+    return None if header is None else int(header)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+LIMITS = ("mode", "entry", "memory_mb", "cpu_s", "time_limit_s", "wall_s", "count")  # ROOT/limits, a line each
+
+
+def _load(commands: int, size: int, root: str) -> None:
+    """Loader: the batch from the pipe into ROOT: solution.py, <i>.in, limits."""
+    import json
+
+    data = _read_exactly(commands, size)
+    if data is None:
+        raise EOFError("the batch ended early")
+    batch = json.loads(data)
+    _write_file(os.path.join(root, "solution.py"), batch["code"], 0o644)
+    for index, text in enumerate(batch["inputs"]):
+        _write_file(os.path.join(root, f"{index}.in"), text)
+    batch["count"] = len(batch["inputs"])
+    _write_file(os.path.join(root, "limits"), "".join(f"{batch[name]}\n" for name in LIMITS))
+
+
+def _read_limits(root: str) -> dict[str, str]:
+    with open(os.path.join(root, "limits"), encoding="utf-8") as f:
+        return dict(zip(LIMITS, f.read().split("\n")))
+
+
+def _write_file(path: str, text: str, mode: int = 0o600) -> None:
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _report(root: str, work: str, replies: int) -> None:
+    """Reporter: one JSON line with the result of every job that has a status line in ROOT/status
+    (a torn or foreign line is skipped; the parent reruns what is not reported); then ROOT is
+    removed, and what jobs whose supervisor and reaper were killed left in WORK."""
+    import json
+    import shutil
+
+    count = int(_read_limits(root)["count"])
+    results = {}
+    try:
+        with open(os.path.join(root, "status"), encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        try:
+            status = json.loads(line)
+            index = int(status["index"])
+            if 0 <= index < count:
+                results[index] = {"index": index, "exit_code": int(status["exit_code"]),
+                                  "cpu_s": float(status["cpu_s"]), "killed_by_us": bool(status["killed_by_us"]),
+                                  "wall_s": float(status["wall_s"])}
+        except (ValueError, KeyError, TypeError):
+            continue
+    for index, result in results.items():
+        output, output_bytes = _head(os.path.join(root, f"{index}.out"))
+        errors = _tail(os.path.join(root, f"{index}.err"))
+        # The batch's scratch path would make identical runs differ: tracebacks name plain "solution.py".
+        result.update(output=output, output_bytes=output_bytes, stderr=errors.replace(f"{root}/", ""))
+    _write_all(replies, (json.dumps(list(results.values())) + "\n").encode())
+    shutil.rmtree(root, ignore_errors=True)
+    for entry in os.scandir(work):
+        shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _head(path: str) -> tuple[str, int]:
+    """(the first OUTPUT_CAP_BYTES of the file, decoded; its size in bytes); ("", 0) if absent."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(OUTPUT_CAP_BYTES).decode("utf-8", errors="replace"), os.fstat(f.fileno()).st_size
+    except OSError:
+        return "", 0
+
+
+def _tail(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 4 * STDERR_CHARS))  # <= 4 bytes per UTF-8 char
+            return f.read().decode("utf-8", errors="replace")[-STDERR_CHARS:]
+    except OSError:
+        return ""
+
+
+def _run_batch(root: str, work_root: str, isolation):
+    """Reaper of the batch the loader wrote to ROOT; jobs' working directories go in WORK_ROOT.
+    Returns (mode, code, code_path, entry) only in a job child; every other process of the tree
+    ends with os._exit."""
+    limits = _read_limits(root)
+    code_path = os.path.join(root, "solution.py")
+    job = (limits["mode"], code_path, limits["entry"], int(limits["memory_mb"]), int(limits["cpu_s"]),
+           float(limits["time_limit_s"]), float(limits["wall_s"]), root, work_root)
+    count = int(limits["count"])
     with open(code_path, encoding="utf-8") as source:
         text = source.read()
     code = compile(text, code_path, "exec")  # once for the whole batch
-    import linecache
     import time
-
-    # Tracebacks show source lines without the job reading the file (it may not, as another uid).
-    linecache.cache[code_path] = (len(text), None, text.splitlines(True), code_path)
 
     status_fd = os.open(os.path.join(root, "status"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     _become_subreaper()
@@ -318,7 +457,7 @@ def _run_batch(command: list, isolation):
                 _status_line(status_fd, job_index, exit_code, cpu, fired, time.monotonic() - start)
             except ChildProcessError:  # already reaped by the supervisor: its line is written or the job reruns
                 pass
-            isolation.remove_workdir(os.path.join(root, f"work-{job_index}"))
+            isolation.remove_workdir(_workdir(job, job_index))
             done = job_index
         _sweep()
         if done < index:
@@ -330,14 +469,14 @@ def _run_batch(command: list, isolation):
 def _supervise(job, code, first: int, total: int, status_fd: int, pipe_fd: int, isolation):
     import time
 
-    mode, code_path, entry, memory_mb, cpu_s, time_limit_s, wall_s, root = job
+    mode, code_path, entry, memory_mb, cpu_s, time_limit_s, wall_s, root, _ = job
     reaper = os.getppid()
     _prctl(_PR_SET_PDEATHSIG, 9)  # a job that kills the reaper ends its supervisor too: no batch runs on unseen
     _become_subreaper()
     for index in range(first, total):
         if os.getppid() != reaper:
             return None  # the reaper is gone (its parent already took what was reported)
-        work = os.path.join(root, f"work-{index}")
+        work = _workdir(job, index)
         isolation.make_workdir(work)  # fresh and empty; removed after the job, so no job sees another's files
         sys.stdout.flush()
         sys.stderr.flush()
@@ -354,6 +493,12 @@ def _supervise(job, code, first: int, total: int, status_fd: int, pipe_fd: int, 
         os.write(pipe_fd, f"D {index}\n".encode())
         isolation.remove_workdir(work)
     return None
+
+
+def _workdir(job, index: int) -> str:
+    """Job INDEX's working directory: named after its batch too, so no two jobs of a worker share one."""
+    root, work_root = job[7], job[8]
+    return os.path.join(work_root, f"{os.path.basename(root)}-{index}")
 
 
 def _enter_job(root: str, index: int, work: str, memory_mb: int, cpu_s: int, isolation) -> None:

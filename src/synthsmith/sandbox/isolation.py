@@ -4,10 +4,13 @@ Stdlib-only (the harness loads this file by path, without site-packages or our p
 
 A worker enters new network, mount, PID, IPC and UTS namespaces: no interface is up (not even
 loopback), /proc shows only the worker's own processes, the host's root filesystem is read-only,
-/dev/shm is a private tmpfs. Each job then runs in a fresh size-capped tmpfs as its working
-directory, under a uid of its own with no capabilities (as root: an unprivileged uid; as a normal
-user: a user namespace, capabilities dropped). Every step that the OS refuses is reported by name
-with its error, never skipped silently: `Isolation.report` is what the user sees.
+/dev/shm is a private tmpfs. A worker mounts two tmpfs of its own, once: `scratch` (batch inputs,
+outputs and statuses; private to the worker, never on the host's disk) and `work` (size-capped;
+each job's working directory is a fresh empty directory there, removed with everything in it
+when the job ends). Jobs run under a uid of their own with no capabilities (as root: an
+unprivileged uid; as a normal user: a user namespace, capabilities dropped). Every step that
+the OS refuses is reported by name with its error, never skipped silently: `Isolation.report`
+is what the user sees.
 """
 
 from __future__ import annotations
@@ -21,10 +24,13 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
 MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
 # statvfs f_flag bit -> mount flag: a remount must keep these, a user namespace refuses to change them
 _KEPT_FLAGS = {2: MS_NOSUID, 4: MS_NODEV, 8: MS_NOEXEC, 1024: 1024, 2048: 2048, 4096: 1 << 21}
-MNT_DETACH = 2
 PR_SET_NO_NEW_PRIVS = 38
 JOB_UID_BASE = 200_000  # + the worker's host pid: a uid no account and no other live worker has
-WORK_TMPFS = "size=64m,nr_inodes=4096,mode=0700"  # a job's files: capped, in memory, gone at unmount
+# Jobs' working directories: capped, in memory. One job at a time per worker, so the cap is a job's.
+# mode 0711: a job reaches its own directory but cannot list or create beside it.
+WORK_TMPFS = "size=64m,nr_inodes=4096,mode=0711"
+# Batch files: jobs open their stdio before dropping rights; after, they reach only their solution.py.
+SCRATCH_TMPFS = "mode=0711"
 SHM_TMPFS = "size=64m,nr_inodes=1024,mode=1777"
 HOME_TMPFS = "size=1m,nr_inodes=1024,mode=0755"
 
@@ -59,16 +65,12 @@ def _bind(fd: int, path: str, read_only: bool) -> None:
         _remount_read_only(path)
 
 
-def unmount(target: str) -> None:
-    _libc.umount2(target.encode(), MNT_DETACH)
-
-
 class Isolation:
     """What this worker got. `report` maps each protection to 'on: ...' or 'OFF: <reason>'."""
 
     def __init__(self) -> None:
         self.report: dict[str, str] = {}
-        self.mounts = False  # own mount namespace: per-job tmpfs and read-only root are possible
+        self.mounts = False  # own mount namespace: tmpfs and a read-only root are possible
         self.job_uid: int | None = None  # jobs switch to this uid (root tier)
         self.drop_caps = False  # jobs drop every capability (user-namespace tier)
 
@@ -130,24 +132,35 @@ class Isolation:
         for fd in exposed.values():
             os.close(fd)
         self.report.setdefault("processes", "on: own PID namespace, /proc shows only the sandbox")
-        self.report.setdefault("filesystem", "on: host filesystem read-only, per-job tmpfs working directory")
+        self.report.setdefault("filesystem", "on: host filesystem read-only, a fresh capped working directory per job")
         self.report.setdefault("secrets", f"on: environment allow-list; {', '.join(homes) or 'no home'} hidden")
         self.mounts = self.report["filesystem"].startswith("on")
 
+    def make_dirs(self, sandbox_dir: str, host_pid: int) -> tuple[str, str]:
+        """(scratch, work) for this worker, in `sandbox_dir` (which the pool removes): tmpfs mounted
+        once where the worker has a mount namespace, plain directories where it has none."""
+        base = os.path.join(sandbox_dir, f"worker-{host_pid}")
+        scratch, work = os.path.join(base, "scratch"), os.path.join(base, "work")
+        for path, options in ((scratch, SCRATCH_TMPFS), (work, WORK_TMPFS)):
+            os.makedirs(path, 0o711)  # each worker's tmpfs is in its own mount namespace: no other sees it
+            if self.mounts:
+                _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, options)
+        return scratch, work
+
     def make_workdir(self, path: str) -> None:
-        """A fresh, empty, size-capped working directory owned by the job's uid."""
+        """A fresh, empty working directory owned by the job's uid."""
         os.mkdir(path, 0o700)
-        if self.mounts:
-            owner = self.job_uid if self.job_uid is not None else 0
-            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"{WORK_TMPFS},uid={owner},gid={owner}")
-        elif self.job_uid is not None:
+        if self.job_uid is not None:
             os.chown(path, self.job_uid, self.job_uid)
 
     def remove_workdir(self, path: str) -> None:
-        if self.mounts:
-            unmount(path)
+        """The job's directory and everything in it; what it left in /dev/shm too."""
         import shutil
-        shutil.rmtree(path, ignore_errors=True)
+
+        try:
+            os.rmdir(path)  # the usual case: the job wrote nothing
+        except OSError:
+            shutil.rmtree(path, ignore_errors=True)
         if self.mounts:  # what a job left in the worker's /dev/shm must not reach the next job
             for entry in os.scandir("/dev/shm"):
                 if entry.is_dir(follow_symlinks=False):
@@ -155,9 +168,13 @@ class Isolation:
                 else:
                     os.unlink(entry.path)
 
+    def forbid_new_privileges(self) -> None:
+        """No process of this worker, jobs included (they inherit it), can gain rights through
+        exec (setuid binaries, file capabilities): set once here, not in every job."""
+        _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
+
     def drop_privileges(self) -> None:
         """In the job child, last step before the untrusted code: no way back to our rights."""
-        _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
         if self.job_uid is not None:
             os.setgroups([])
             os.setresgid(self.job_uid, self.job_uid, self.job_uid)

@@ -4,17 +4,20 @@ Interface: `run_jobs(jobs, workers)` takes a SANDBOX_JOBS frame and returns a SA
 frame with exactly one row per job, in input order, whatever happens to the job or to a worker.
 The execute flow and `synthsmith sandbox run` only call `run_jobs`.
 
-Each of `workers` threads owns one long-lived worker process (`harness`) that pays for
-isolation once (`isolation`: namespaces, read-only host, per-job uid and tmpfs) and runs
-batches: jobs sharing (code, mode, entry, limits) are compiled once and forked per input.
-A job the batch does not report on (its worker died) reruns alone on a fresh worker; if that
-fails too, its row says `killed` and why.
+Workers are long-lived processes (`harness`) that pay for isolation once (`isolation`:
+namespaces, read-only host, their own tmpfs, a uid for their jobs) and are kept for the whole
+process: every `run_jobs` call reuses them (`workers` threads each take one) and they stop at
+exit (`close_pools`). Batches go to a worker over its pipe and results come back the same way,
+one line per batch: jobs sharing (code, mode, entry, limits) are compiled once and forked per
+input. A job the batch does not report on (its worker died) reruns alone; if that fails too,
+its row says `killed` and why.
 
 Status: ok | syntax_error | runtime_error | timeout | memory_limit | output_limit | killed.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import math
@@ -38,7 +41,7 @@ from synthsmith.sandbox import harness
 
 HARNESS = Path(harness.__file__)
 CODE_FILES = (HARNESS, HARNESS.with_name("isolation.py"))  # run in workers; cached results depend on them
-STDERR_CHARS = 2_000
+STDERR_CHARS = harness.STDERR_CHARS
 # Built from scratch, nothing copied from the parent: no API keys or proxies reach the child.
 CHILD_ENV = {
     "PATH": "/usr/bin:/bin",
@@ -66,7 +69,7 @@ class SandboxError(RuntimeError):
 def run_jobs(jobs: pl.DataFrame, workers: int = 2, packages: tuple[str, ...] = ()) -> pl.DataFrame:
     """Run every job; one result row per job, in input order. `packages` (import names, e.g.
     "cyaron") are copied read-only beside the jobs and importable by them; nothing else outside the
-    standard library is."""
+    standard library is. Workers stay alive for later calls in this process (`close_pools`)."""
     rows = conform(jobs, SANDBOX_JOBS).to_dicts()
     results: list[dict | None] = [None] * len(rows)
     groups: dict[tuple, list[int]] = {}
@@ -78,22 +81,53 @@ def run_jobs(jobs: pl.DataFrame, workers: int = 2, packages: tuple[str, ...] = (
             key = (job["code"], job["mode"], job["entry"], job["time_limit_s"], job["memory_mb"])
             groups.setdefault(key, []).append(i)
     batches = _split(list(groups.values()), max(1, workers))
-    with _Pool(max(1, workers), packages) as pool:
-        for indices, reported in zip(batches, pool.run([[rows[i] for i in b] for b in batches])):
-            for position, i in enumerate(indices):
-                results[i] = reported.get(position)
-        lost = [i for i, result in enumerate(results) if result is None]
-        # Alone, on a fresh worker: a job that broke its worker cannot take other jobs with it.
-        for i, reported in zip(lost, pool.run([[rows[i]] for i in lost])):
-            results[i] = reported.get(0) or _result(
-                rows[i], "killed", stderr=f"the sandbox worker died running this job, twice\n{pool.last_error}")
+    pool = _shared_pool(tuple(packages))
+    for indices, reported in zip(batches, pool.run([[rows[i] for i in b] for b in batches], max(1, workers))):
+        for position, i in enumerate(indices):
+            results[i] = reported.get(position)
+    lost = [i for i, result in enumerate(results) if result is None]
+    # Alone: a job that broke its worker (which is then replaced) cannot take other jobs with it.
+    for i, reported in zip(lost, pool.run([[rows[i]] for i in lost], max(1, workers))):
+        results[i] = reported.get(0) or _result(
+            rows[i], "killed", stderr=f"the sandbox worker died running this job, twice\n{pool.last_error}")
     return conform(pl.DataFrame(results, schema=SANDBOX_RESULTS.columns), SANDBOX_RESULTS)
 
 
 def probe_isolation() -> dict[str, str]:
     """What a worker gets on this machine: protection -> 'on: ...' or 'OFF: <reason>'."""
-    with _Pool(1) as pool:
-        return pool.isolation()
+    return _shared_pool(()).isolation()
+
+
+def close_pools() -> None:
+    """Stop this process's idle workers and remove their directories (also done at exit)."""
+    with _POOLS_LOCK:
+        mine = [key for key in _POOLS if key[0] == os.getpid()]
+        pools = [_POOLS.pop(key) for key in mine]
+    for pool in pools:
+        pool.close()
+
+
+# One pool per (process, packages): a worker's start-up (interpreter, namespaces) is paid once
+# per process, not per call; a forked child starts its own (the parent's workers are not its own).
+_POOLS: dict[tuple[int, tuple[str, ...]], "_Pool"] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _shared_pool(packages: tuple[str, ...]) -> "_Pool":
+    with _POOLS_LOCK:
+        key = (os.getpid(), packages)
+        if key not in _POOLS:
+            _POOLS[key] = _Pool(packages).open()
+        return _POOLS[key]
+
+
+def _forget_parent_pools() -> None:
+    global _POOLS_LOCK
+    _POOLS_LOCK = threading.Lock()  # another thread of the parent may have held it at the fork
+
+
+atexit.register(close_pools)
+os.register_at_fork(after_in_child=_forget_parent_pools)
 
 
 def _result(job: dict, status: str, output: str | None = None, stderr: str = "",
@@ -156,28 +190,41 @@ class _Worker:
             raise SandboxError(f"the sandbox worker did not start:\n{self.error_tail()}")
         self.isolation: dict[str, str] = json.loads(line)
 
-    def run(self, command: list, timeout: float) -> bool:
-        """Send one batch; True once the worker reports it done, False if it died or hung."""
+    def run(self, command: dict, timeout: float) -> tuple[list[dict], bool]:
+        """Send one batch: (the results it reported, True once the worker said it is done; False
+        if it died or hung)."""
+        payload = json.dumps(command).encode()
         try:
-            self.proc.stdin.write(json.dumps(command).encode() + b"\n")
+            self.proc.stdin.write(f"{len(payload):0{harness.HEADER_BYTES - 1}d}\n".encode() + payload)
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
-            return False
-        return self.read_line(timeout) == "done"
+            return [], False
+        reported: list[dict] = []
+        while (line := self.read_line(timeout)) is not None:
+            if line == "done":
+                return reported, True
+            if line.startswith("["):
+                try:
+                    reported = json.loads(line)
+                except ValueError:  # torn: the jobs it names rerun
+                    pass
+        return reported, False
 
     def read_line(self, timeout: float) -> str | None:
         deadline = time.monotonic() + timeout
         fd = self.proc.stdout.fileno()
-        while b"\n" not in self.pending:
+        searched = 0  # a report line can be megabytes: look for the newline only in what is new
+        while (end := self.pending.find(b"\n", searched)) < 0:
+            searched = len(self.pending)
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
                 return None
-            chunk = os.read(fd, 65536)
+            chunk = os.read(fd, 1 << 20)
             if not chunk:
                 return None
             self.pending += chunk
-        line, self.pending = self.pending.split(b"\n", 1)
-        return line.decode()
+        line, self.pending = self.pending[:end], self.pending[end + 1:]
+        return line.decode("utf-8", errors="replace")
 
     def error_tail(self) -> str:
         self.errors.seek(0, os.SEEK_END)
@@ -195,36 +242,66 @@ class _Worker:
     def kill(self) -> None:
         _kill_group(self.proc.pid)  # the worker's namespace init dies with it (PDEATHSIG)
         self.proc.wait()
+        self.errors.close()
 
 
 class _Pool:
-    """`size` threads, each driving one worker; a worker that dies or hangs is replaced."""
+    """Idle workers, each taken by one thread for a call's batches and given back healthy; a
+    worker that dies or hangs is replaced. Every batch runs in a fresh fork of its worker, and
+    every job in a fresh fork of that, so reuse carries nothing from one job to the next."""
 
-    def __init__(self, size: int, packages: tuple[str, ...] = ()) -> None:
-        self.size = size
+    def __init__(self, packages: tuple[str, ...] = ()) -> None:
         self.packages = packages
         self.library: Path | None = None
         self.last_error = ""
         self.warned = False
+        self.idle: list[_Worker] = []
+        self.lock = threading.Lock()
 
-    def __enter__(self) -> "_Pool":
+    def open(self) -> "_Pool":
         _remove_orphaned_dirs()
         self.dir = Path(tempfile.mkdtemp(prefix=f"{SANDBOX_DIR_PREFIX}{_owner_tag(os.getpid()) or os.getpid()}-"))
-        if self.packages:  # traversable (not listable) by the jobs' uid, so they reach lib/
-            self.dir.chmod(0o711)
+        # Traversable (not listable) by the jobs' uid: they reach lib/ and their own solution.py.
+        self.dir.chmod(0o711)
+        if self.packages:
             self.library = _copy_packages(self.packages, self.dir / "lib")
         return self
 
-    def __exit__(self, *exc) -> None:
+    def close(self) -> None:
+        with self.lock:
+            idle, self.idle = self.idle, []
+        for worker in idle:
+            worker.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def __enter__(self) -> "_Pool":
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def isolation(self) -> dict[str, str]:
-        worker = _Worker(self.dir, self.library)
-        worker.close()
+        worker = self._take()
+        self._give_back(worker)
         return worker.isolation
 
-    def run(self, batches: list[list[dict]]) -> list[dict[int, dict]]:
-        """Per batch: {position in batch: result} for the jobs it reported on."""
+    def _take(self) -> _Worker:
+        with self.lock:
+            while self.idle:
+                worker = self.idle.pop()
+                if worker.proc.poll() is None:
+                    return worker
+                worker.close()  # died while idle (killed from outside): start another
+        worker = _Worker(self.dir, self.library)
+        self._warn(worker.isolation)
+        return worker
+
+    def _give_back(self, worker: _Worker) -> None:
+        with self.lock:
+            self.idle.append(worker)
+
+    def run(self, batches: list[list[dict]], size: int) -> list[dict[int, dict]]:
+        """Per batch: {position in batch: result} for the jobs it reported on; `size` workers at once."""
         done: list[dict[int, dict]] = [{} for _ in batches]
         todo: queue.SimpleQueue[int] = queue.SimpleQueue()
         for number in range(len(batches)):
@@ -238,22 +315,22 @@ class _Pool:
                     try:
                         number = todo.get_nowait()
                     except queue.Empty:
-                        return
+                        break
                     if worker is None:
-                        worker = _Worker(self.dir, self.library)
-                        self._warn(worker.isolation)
+                        worker = self._take()
                     done[number], healthy = self._run_batch(worker, batches[number])
                     if not healthy:
                         self.last_error = worker.error_tail()
                         worker.kill()
                         worker = None
+                if worker is not None:
+                    self._give_back(worker)
             except BaseException as exc:  # re-raised below, after the other threads finish
                 failures.append(exc)
-            finally:
-                if worker is not None:
-                    worker.close()
+                if worker is not None:  # in an unknown state: not reused
+                    worker.kill()
 
-        threads = [threading.Thread(target=drain) for _ in range(min(self.size, len(batches)))]
+        threads = [threading.Thread(target=drain) for _ in range(min(size, len(batches)))]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -272,18 +349,12 @@ class _Pool:
         """Run jobs sharing code/mode/entry/limits on one worker: (results it reported, worker healthy)."""
         first = jobs[0]
         cpu_s, wall_s = _limits(first)
-        root = Path(tempfile.mkdtemp(prefix="batch-", dir=self.dir))
-        try:
-            _write_private(root / "solution.py", first["code"])
-            for i, job in enumerate(jobs):
-                _write_private(root / f"{i}.in", job["input"] or "")
-            command = [first["mode"], str(root / "solution.py"), first["entry"] or "", int(first["memory_mb"]),
-                       cpu_s, float(first["time_limit_s"]), wall_s, str(root), len(jobs)]
-            # The worker enforces every limit itself; this only bounds a wedged worker.
-            healthy = worker.run(command, timeout=len(jobs) * (wall_s + 1) + 10)
-            return _collect(jobs, root), healthy
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
+        command = {"mode": first["mode"], "code": first["code"], "entry": first["entry"] or "",
+                   "memory_mb": int(first["memory_mb"]), "cpu_s": cpu_s, "time_limit_s": float(first["time_limit_s"]),
+                   "wall_s": wall_s, "inputs": [job["input"] or "" for job in jobs]}
+        # The worker enforces every limit itself; this only bounds a wedged worker.
+        reported, healthy = worker.run(command, timeout=len(jobs) * (wall_s + 1) + 10)
+        return _collect(jobs, reported), healthy
 
 
 def _owner_tag(pid: int) -> str | None:
@@ -326,57 +397,37 @@ def _copy_packages(names: tuple[str, ...], library: Path) -> Path:
     return library
 
 
-def _write_private(path: Path, text: str) -> None:
-    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as f:
-        f.write(text)
-
-
-def _collect(jobs: list[dict], root: Path) -> dict[int, dict]:
-    """Verdicts of the jobs with a status line in ROOT/status; a torn or foreign line is skipped."""
-    statuses: dict[int, dict] = {}
-    status_path = root / "status"
-    if status_path.exists():
-        for line in status_path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                status = json.loads(line)
-                index = int(status["index"])
-                if 0 <= index < len(jobs):
-                    statuses[index] = status
-            except (ValueError, KeyError, TypeError):
-                continue
-    reported: dict[int, dict] = {}
-    for index, status in statuses.items():
+def _collect(jobs: list[dict], reported: list[dict]) -> dict[int, dict]:
+    """Verdicts of the jobs the worker reported on; a malformed entry is skipped (the job reruns)."""
+    verdicts: dict[int, dict] = {}
+    for status in reported:
         try:
-            reported[index] = _verdict(
-                jobs[index], int(status["exit_code"]), float(status["cpu_s"]), bool(status["killed_by_us"]),
-                float(status["wall_s"]) * 1000, root / f"{index}.out", root / f"{index}.err")
-        except (OSError, ValueError, KeyError, TypeError):
+            index = int(status["index"])
+            if 0 <= index < len(jobs):
+                verdicts[index] = _verdict(jobs[index], status)
+        except (ValueError, KeyError, TypeError):
             continue
-    return reported
+    return verdicts
 
 
-def _verdict(job: dict, exit_code: int, cpu_used: float, timed_out: bool, wall_ms: float,
-             stdout_path: Path, stderr_path: Path) -> dict:
+def _verdict(job: dict, status: dict) -> dict:
+    exit_code, cpu_used, timed_out = int(status["exit_code"]), float(status["cpu_s"]), bool(status["killed_by_us"])
+    output, errors = str(status["output"]), str(status["stderr"])
     cpu_s, _ = _limits(job)
-    output_bytes = stdout_path.stat().st_size if stdout_path.exists() else 0
-    output = _read(stdout_path, harness.OUTPUT_CAP_BYTES) if stdout_path.exists() else ""
-    # The batch's temp path would make identical runs differ: tracebacks name plain "solution.py".
-    errors = (_tail(stderr_path) if stderr_path.exists() else "").replace(f"{stderr_path.parent}/", "")
-    cpu_ms = cpu_used * 1000
-    if output_bytes > harness.OUTPUT_CAP_BYTES:
-        status = "output_limit"
+    if int(status["output_bytes"]) > harness.OUTPUT_CAP_BYTES:
+        verdict = "output_limit"
     elif timed_out or exit_code == -signal.SIGXCPU or (exit_code == -signal.SIGKILL and cpu_used >= cpu_s) \
             or cpu_used > job["time_limit_s"]:
-        status = "timeout"  # our wall kill, RLIMIT_CPU's SIGXCPU or hard-limit SIGKILL, or over the limit
+        verdict = "timeout"  # our wall kill, RLIMIT_CPU's SIGXCPU or hard-limit SIGKILL, or over the limit
     elif exit_code == harness.MEMORY_EXIT:
-        status = "memory_limit"
+        verdict = "memory_limit"
     elif exit_code < 0:
-        status = "killed"  # any other signal, SIGSEGV included (e.g. a C stack overflow)
+        verdict = "killed"  # any other signal, SIGSEGV included (e.g. a C stack overflow)
     elif exit_code > 0 or (job["mode"] == "function" and not output):
-        status = "runtime_error"  # function mode with no result: it exited before returning
+        verdict = "runtime_error"  # function mode with no result: it exited before returning
     else:
-        status = "ok"
-    return _result(job, status, output, errors, exit_code, wall_ms, cpu_ms)
+        verdict = "ok"
+    return _result(job, verdict, output, errors, exit_code, float(status["wall_s"]) * 1000, cpu_used * 1000)
 
 
 def _kill_group(pgid: int) -> None:
@@ -384,15 +435,3 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-
-
-def _read(path: Path, limit: int) -> str:
-    with open(path, "rb") as f:
-        return f.read(limit).decode("utf-8", errors="replace")
-
-
-def _tail(path: Path) -> str:
-    # The end of stderr is what explains the failure (the traceback), so keep the tail.
-    with open(path, "rb") as f:
-        f.seek(max(0, path.stat().st_size - 4 * STDERR_CHARS))  # <= 4 bytes per UTF-8 char
-        return f.read().decode("utf-8", errors="replace")[-STDERR_CHARS:]
