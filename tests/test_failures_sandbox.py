@@ -53,23 +53,45 @@ def test_a_pool_removes_dirs_of_dead_owners_and_keeps_those_of_live_ones():
             subprocess.run(["rm", "-rf", str(path)], check=True)
 
 
-def test_a_run_killed_mid_batch_leaves_a_dir_the_next_run_removes(tmp_path):
-    """The real thing: SIGKILL a process while its pool runs a job; the next pool cleans up."""
+def test_a_run_killed_mid_batch_stops_its_jobs_and_leaves_a_dir_the_next_run_removes(tmp_path):
+    """The real thing: SIGKILL a process while its pool runs a job; the job does not live on to
+    its limits, and the next pool cleans up."""
+    name = f"kr{os.getpid() % 10**8}"  # the job names itself (/proc/PID/comm) so we can find it
+    job = f"import ctypes, time\nctypes.CDLL(None).prctl(15, {name.encode()!r}, 0, 0, 0)\ntime.sleep(60)"
     script = tmp_path / "run.py"
     script.write_text(
         "import polars as pl\n"
         "from synthsmith.sandbox.runner import run_jobs\n"
-        "run_jobs(pl.DataFrame([{'job_id': 'j', 'code': 'import time; print(1, flush=True); time.sleep(60)',\n"
+        f"run_jobs(pl.DataFrame([{{'job_id': 'j', 'code': {job!r},\n"
         "    'mode': 'stdio', 'entry': None, 'input': '', 'time_limit_s': 60.0, 'memory_mb': 256}]))\n")
     killed = subprocess.Popen([sys.executable, str(script)])
     try:
         left = _wait_for_pool_dir(killed.pid)
+        deadline = time.monotonic() + 60
+        while not _processes_named(name) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _processes_named(name), "the job never started"
     finally:
         killed.kill()
         killed.wait()
+    deadline = time.monotonic() + 30  # far below the job's 60 s sleep and 90 s wall limit
+    while _processes_named(name) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _processes_named(name) == []
     assert left.exists()
     with runner._Pool():
         assert not left.exists()
+
+
+def _processes_named(name: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == name:
+                found.append(int(pid))
+        except OSError:
+            pass
+    return found
 
 
 def _wait_for_pool_dir(pid: int, timeout_s: float = 60) -> Path:

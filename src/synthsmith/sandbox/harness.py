@@ -180,8 +180,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 def watch(pid: int, start: float, wall_s: float, cpu_limit_s: float) -> tuple[int, float, bool]:
-    """Supervise a job child of ours: kill its group once it passes the CPU limit or the wall
-    limit; after exit kill the group (descendants), reap with wait4. (exit code, CPU s, killed by us)."""
+    """Supervise a job that became the reaper's child (its launcher and supervisor died): kill its
+    group once it passes the CPU limit or the wall limit; after exit kill the group
+    (descendants), reap with wait4. (exit code, CPU s, killed by us)."""
     import select
     import time
 
@@ -216,8 +217,7 @@ def watch(pid: int, start: float, wall_s: float, cpu_limit_s: float) -> tuple[in
 
 
 def _status_line(fd: int, index: int, exit_code: int, cpu: float, fired: bool, wall: float) -> None:
-    line = (f'{{"index": {index}, "exit_code": {exit_code}, "cpu_s": {cpu!r}, '
-            f'"killed_by_us": {"true" if fired else "false"}, "wall_s": {wall!r}}}\n')
+    line = f"{index} {exit_code} {cpu!r} {int(fired)} {wall!r}\n"
     os.write(fd, line.encode())  # O_APPEND, unbuffered: on disk as soon as the job is done
 
 
@@ -274,7 +274,10 @@ def _serve(sandbox_dir: str, home: str, library: str):
             if found is not None:
                 return found
             _REAL_EXIT(0)
-        os.waitpid(reaper, 0)
+        if not _wait_reaper(reaper, commands):
+            _signal(os.kill, reaper)
+            _sweep()  # the supervisor and launcher die with the reaper (PDEATHSIG); the jobs come to us
+            _REAL_EXIT(0)  # in a PID namespace the kernel also kills whatever is left in it
         _sweep()  # what a killed reaper left behind
         _in_child(lambda: _report(root, work, replies))
         _write_all(replies, b"\ndone\n")  # after a newline: a torn report line stays a line of its own
@@ -287,6 +290,25 @@ def _json_object(strings: dict[str, str]) -> str:
         escaped = text.replace("\\", "\\\\").replace('"', '\\"')
         return '"' + "".join(c if c >= " " else f"\\u{ord(c):04x}" for c in escaped) + '"'
     return "{" + ", ".join(f"{quoted(key)}: {quoted(value)}" for key, value in strings.items()) + "}"
+
+
+def _wait_reaper(reaper: int, commands: int) -> bool:
+    """Wait for the batch's reaper: True once it exited, False if the parent went away meanwhile
+    (EOF on the command pipe: a killed run must not leave its jobs running to their limits)."""
+    import select
+
+    try:
+        exited = os.pidfd_open(reaper)
+    except (AttributeError, OSError):  # no pidfd: wait without watching the parent
+        os.waitpid(reaper, 0)
+        return True
+    try:
+        if exited not in select.select([exited, commands], [], [])[0]:
+            return False  # the parent sends nothing before "done": readable means it is gone
+        os.waitpid(reaper, 0)
+        return True
+    finally:
+        os.close(exited)
 
 
 def _in_child(step) -> int:
@@ -327,85 +349,114 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-LIMITS = ("mode", "entry", "memory_mb", "cpu_s", "time_limit_s", "wall_s", "count")  # ROOT/limits, a line each
+LIMITS = ("mode", "entry", "memory_mb", "cpu_s", "time_limit_s", "wall_s")
+
+
+def encode_batch(limits: dict, code: str, inputs: list[str]) -> bytes:
+    """A batch as the worker reads it: LIMITS tab-separated, the byte lengths of the code and of
+    each input, then those bytes. No JSON: the loader, a fresh fork per batch, imports nothing."""
+    parts = [code.encode(), *(text.encode() for text in inputs)]
+    head = "\t".join(str(limits[name]) for name in LIMITS) + "\n" + " ".join(str(len(p)) for p in parts) + "\n"
+    return head.encode() + b"".join(parts)
 
 
 def _load(commands: int, size: int, root: str) -> None:
     """Loader: the batch from the pipe into ROOT: solution.py, <i>.in, limits."""
-    import json
-
     data = _read_exactly(commands, size)
     if data is None:
         raise EOFError("the batch ended early")
-    batch = json.loads(data)
-    _write_file(os.path.join(root, "solution.py"), batch["code"], 0o644)
-    for index, text in enumerate(batch["inputs"]):
-        _write_file(os.path.join(root, f"{index}.in"), text)
-    batch["count"] = len(batch["inputs"])
-    _write_file(os.path.join(root, "limits"), "".join(f"{batch[name]}\n" for name in LIMITS))
+    limits, lengths, body = data.split(b"\n", 2)
+    offset, parts = 0, []
+    for length in map(int, lengths.split()):
+        parts.append(body[offset:offset + length])
+        offset += length
+    _write_file(os.path.join(root, "solution.py"), parts[0], 0o644)
+    for index, part in enumerate(parts[1:]):
+        _write_file(os.path.join(root, f"{index}.in"), part)
+    _write_file(os.path.join(root, "limits"), limits + b"\t%d" % (len(parts) - 1))
 
 
 def _read_limits(root: str) -> dict[str, str]:
     with open(os.path.join(root, "limits"), encoding="utf-8") as f:
-        return dict(zip(LIMITS, f.read().split("\n")))
+        return dict(zip((*LIMITS, "count"), f.read().split("\t")))
 
 
-def _write_file(path: str, text: str, mode: int = 0o600) -> None:
-    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "w", encoding="utf-8") as f:
-        f.write(text)
+def _write_file(path: str, data: bytes, mode: int = 0o600) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        _write_all(fd, data)
+    finally:
+        os.close(fd)
+
+
+def decode_report(header: bytes) -> dict:
+    """One job's result header from `_report`: its fields, and the byte lengths that follow."""
+    index, exit_code, cpu_s, killed, wall_s, output_bytes, out_length, err_length = header.split()
+    return {"index": int(index), "exit_code": int(exit_code), "cpu_s": float(cpu_s), "killed_by_us": killed == b"1",
+            "wall_s": float(wall_s), "output_bytes": int(output_bytes),
+            "out_length": int(out_length), "err_length": int(err_length)}
 
 
 def _report(root: str, work: str, replies: int) -> None:
-    """Reporter: one JSON line with the result of every job that has a status line in ROOT/status
-    (a torn or foreign line is skipped; the parent reruns what is not reported); then ROOT is
-    removed, and what jobs whose supervisor and reaper were killed left in WORK."""
-    import json
-    import shutil
-
+    """Reporter: "R <n>", then per job with a status line in ROOT/status a header line
+    (`decode_report`) and the bytes of its stdout head and stderr tail; a torn or foreign status
+    line is skipped (the parent reruns what is not reported). Then ROOT is removed, and what
+    jobs whose supervisor and reaper were killed left in WORK."""
     count = int(_read_limits(root)["count"])
     results = {}
     try:
-        with open(os.path.join(root, "status"), encoding="utf-8", errors="replace") as f:
+        with open(os.path.join(root, "status"), "rb") as f:
             lines = f.read().splitlines()
     except OSError:
         lines = []
     for line in lines:
         try:
-            status = json.loads(line)
-            index = int(status["index"])
-            if 0 <= index < count:
-                results[index] = {"index": index, "exit_code": int(status["exit_code"]),
-                                  "cpu_s": float(status["cpu_s"]), "killed_by_us": bool(status["killed_by_us"]),
-                                  "wall_s": float(status["wall_s"])}
-        except (ValueError, KeyError, TypeError):
+            index, exit_code, cpu_s, killed, wall_s = line.split()
+            if 0 <= int(index) < count:
+                results[int(index)] = (int(exit_code), float(cpu_s), int(killed), float(wall_s))
+        except ValueError:
             continue
-    for index, result in results.items():
+    chunks = [b"R %d\n" % len(results)]
+    for index, (exit_code, cpu_s, killed, wall_s) in results.items():
         output, output_bytes = _head(os.path.join(root, f"{index}.out"))
-        errors = _tail(os.path.join(root, f"{index}.err"))
         # The batch's scratch path would make identical runs differ: tracebacks name plain "solution.py".
-        result.update(output=output, output_bytes=output_bytes, stderr=errors.replace(f"{root}/", ""))
-    _write_all(replies, (json.dumps(list(results.values())) + "\n").encode())
-    shutil.rmtree(root, ignore_errors=True)
+        errors = _tail(os.path.join(root, f"{index}.err")).replace(f"{root}/".encode(), b"")
+        chunks.append(f"{index} {exit_code} {cpu_s!r} {killed} {wall_s!r} {output_bytes} {len(output)} {len(errors)}\n"
+                      .encode())
+        chunks += [output, errors]
+    _write_all(replies, b"".join(chunks))
+    _remove_tree(root)
     for entry in os.scandir(work):
-        shutil.rmtree(entry.path, ignore_errors=True)
+        _remove_tree(entry.path)
 
 
-def _head(path: str) -> tuple[str, int]:
-    """(the first OUTPUT_CAP_BYTES of the file, decoded; its size in bytes); ("", 0) if absent."""
+def _remove_tree(path: str) -> None:
+    """A batch directory is flat: no shutil (imported fresh in every reporter) unless it is not."""
+    try:
+        for entry in os.scandir(path):
+            os.unlink(entry.path)
+        os.rmdir(path)
+    except OSError:
+        import shutil
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _head(path: str) -> tuple[bytes, int]:
+    """(the first OUTPUT_CAP_BYTES of the file; its size in bytes); (b"", 0) if absent."""
     try:
         with open(path, "rb") as f:
-            return f.read(OUTPUT_CAP_BYTES).decode("utf-8", errors="replace"), os.fstat(f.fileno()).st_size
+            return f.read(OUTPUT_CAP_BYTES), os.fstat(f.fileno()).st_size
     except OSError:
-        return "", 0
+        return b"", 0
 
 
-def _tail(path: str) -> str:
+def _tail(path: str) -> bytes:
     try:
         with open(path, "rb") as f:
             f.seek(max(0, os.fstat(f.fileno()).st_size - 4 * STDERR_CHARS))  # <= 4 bytes per UTF-8 char
-            return f.read().decode("utf-8", errors="replace")[-STDERR_CHARS:]
+            return f.read()
     except OSError:
-        return ""
+        return b""
 
 
 def _run_batch(root: str, work_root: str, isolation):
@@ -467,32 +518,120 @@ def _run_batch(root: str, work_root: str, isolation):
 
 
 def _supervise(job, code, first: int, total: int, status_fd: int, pipe_fd: int, isolation):
+    """Supervisor: runs inputs FIRST.. of the batch, one at a time, through a launcher it forks
+    once. It does not fork per job itself, so its bookkeeping (working directories, limits,
+    statuses) costs no copy-on-write faults; the launcher, which does fork per job, touches
+    next to nothing between forks."""
     import time
 
     mode, code_path, entry, memory_mb, cpu_s, time_limit_s, wall_s, root, _ = job
     reaper = os.getppid()
     _prctl(_PR_SET_PDEATHSIG, 9)  # a job that kills the reaper ends its supervisor too: no batch runs on unseen
-    _become_subreaper()
+    _become_subreaper()  # where the launcher dies, its job and orphans come to us, then to the reaper
+    orders_r, orders_w = os.pipe()
+    events_r, events_w = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.fork() == 0:
+        for fd in (orders_w, events_r, status_fd, pipe_fd):
+            os.close(fd)
+        index = _launch(orders_r, events_w)
+        if index is None:
+            _REAL_EXIT(0)
+        _enter_job(root, index, _workdir(job, index), memory_mb, cpu_s, isolation)
+        return mode, code, code_path, entry
+    os.close(orders_r)
+    os.close(events_w)
+    events = _Lines(events_r)
     for index in range(first, total):
         if os.getppid() != reaper:
             return None  # the reaper is gone (its parent already took what was reported)
         work = _workdir(job, index)
         isolation.make_workdir(work)  # fresh and empty; removed after the job, so no job sees another's files
-        sys.stdout.flush()
-        sys.stderr.flush()
         start = time.monotonic()
-        pid = os.fork()
-        if pid == 0:
-            _enter_job(root, index, work, memory_mb, cpu_s, isolation)
-            return mode, code, code_path, entry
+        try:
+            os.write(orders_w, b"%d\n" % index)
+        except BrokenPipeError:
+            return None
+        launched = events.next(None)
+        if launched is None:
+            return None  # the launcher is gone (a job killed it, where it can): the reaper takes over
+        pid = int(launched)
         os.write(pipe_fd, f"S {index} {pid} {start!r}\n".encode())
-        exit_code, cpu, fired = watch(pid, start, wall_s, time_limit_s)
-        wall = time.monotonic() - start
-        _sweep()  # orphans the job left (setsid'd ones too) were re-parented to us
-        _status_line(status_fd, index, exit_code, cpu, fired, wall)
+        outcome = _watch_launched(pid, events, start, wall_s, time_limit_s)
+        if outcome is None:
+            return None
+        exit_code, cpu, fired = outcome
+        _status_line(status_fd, index, exit_code, cpu, fired, time.monotonic() - start)
         os.write(pipe_fd, f"D {index}\n".encode())
         isolation.remove_workdir(work)
     return None
+
+
+def _launch(orders: int, events: int) -> int | None:
+    """Launcher (a subreaper): for each index the supervisor orders, fork the job, report its
+    pid, and once it exits kill what it left in its group, reap it, sweep its orphans and report
+    its exit code and CPU seconds. Returns the index in the job child, None when orders end."""
+    _prctl(_PR_SET_PDEATHSIG, 9)  # dies with the supervisor, which dies with the reaper
+    _become_subreaper()
+    while order := os.read(orders, 64):  # one order at a time: the supervisor waits for each outcome
+        pid = os.fork()
+        if pid == 0:
+            os.close(orders)
+            os.close(events)
+            return int(order)
+        os.write(events, b"%d\n" % pid)
+        # WNOWAIT leaves the job a zombie, so its pid (= its group id) cannot be reused while we signal it.
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        _signal(os.killpg, pid)
+        _, status, usage = os.wait4(pid, 0)
+        _sweep()
+        os.write(events, b"%d %r\n" % (os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime))
+    return None
+
+
+class _Lines:
+    """Lines from a pipe, buffered: one read may bring two of them."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.pending = fd, b""
+
+    def ready(self) -> bool:
+        return b"\n" in self.pending
+
+    def next(self, timeout: float | None) -> bytes | None:
+        """The next line; None at EOF, or if none came within `timeout` seconds (None: wait)."""
+        import select
+
+        while b"\n" not in self.pending:
+            if timeout is not None and not select.select([self.fd], [], [], timeout)[0]:
+                return None
+            chunk = os.read(self.fd, 256)
+            if not chunk:
+                return None
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
+        return line
+
+
+def _watch_launched(pid: int, events: _Lines, start: float, wall_s: float, cpu_limit_s: float):
+    """Wait for the launcher's report on job PID, killing the job's group once it passes the CPU
+    or the wall limit. (exit code, CPU s, killed by us), or None if the launcher died."""
+    import select
+    import time
+
+    pause, fired = 0.001, False
+    # Wait first, check after: a quick job finds us blocked in one call.
+    while not events.ready() and not select.select([events.fd], [], [], pause)[0]:
+        if not fired and (time.monotonic() > start + wall_s or cpu_seconds(pid) > cpu_limit_s):
+            fired = True
+            _signal(os.killpg, pid)
+        pause = min(pause * 2, 0.02)  # quick programs are noticed at once, long ones cheaply
+    report = events.next(None)
+    if report is None:
+        return None
+    exit_code, cpu = report.split()
+    return int(exit_code), float(cpu), fired
 
 
 def _workdir(job, index: int) -> str:

@@ -190,25 +190,45 @@ class _Worker:
             raise SandboxError(f"the sandbox worker did not start:\n{self.error_tail()}")
         self.isolation: dict[str, str] = json.loads(line)
 
-    def run(self, command: dict, timeout: float) -> tuple[list[dict], bool]:
-        """Send one batch: (the results it reported, True once the worker said it is done; False
-        if it died or hung)."""
-        payload = json.dumps(command).encode()
+    def run(self, batch: bytes, timeout: float) -> tuple[list[dict], bool]:
+        """Send one batch (`harness.encode_batch`): (the results it reported, True once the worker
+        said it is done; False if it died, hung or answered out of form)."""
+        deadline = time.monotonic() + timeout
         try:
-            self.proc.stdin.write(f"{len(payload):0{harness.HEADER_BYTES - 1}d}\n".encode() + payload)
+            self.proc.stdin.write(f"{len(batch):0{harness.HEADER_BYTES - 1}d}\n".encode() + batch)
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             return [], False
         reported: list[dict] = []
-        while (line := self.read_line(timeout)) is not None:
+        while (line := self.read_line(deadline - time.monotonic())) is not None:
             if line == "done":
                 return reported, True
-            if line.startswith("["):
+            if line.startswith("R "):
                 try:
-                    reported = json.loads(line)
-                except ValueError:  # torn: the jobs it names rerun
-                    pass
+                    for _ in range(int(line[2:])):
+                        result = harness.decode_report(self.read_line(deadline - time.monotonic()).encode())
+                        output = self.read_exactly(result.pop("out_length"), deadline - time.monotonic())
+                        errors = self.read_exactly(result.pop("err_length"), deadline - time.monotonic())
+                        result["output"] = output.decode("utf-8", errors="replace")
+                        result["stderr"] = errors.decode("utf-8", errors="replace")[-STDERR_CHARS:]
+                        reported.append(result)
+                except (AttributeError, TypeError, ValueError):  # cut short or torn: the rest reruns
+                    return reported, False
         return reported, False
+
+    def read_exactly(self, size: int, timeout: float) -> bytes | None:
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while len(self.pending) < size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                return None
+            chunk = os.read(fd, max(1 << 20, size - len(self.pending)))
+            if not chunk:
+                return None
+            self.pending += chunk
+        data, self.pending = self.pending[:size], self.pending[size:]
+        return data
 
     def read_line(self, timeout: float) -> str | None:
         deadline = time.monotonic() + timeout
@@ -349,11 +369,11 @@ class _Pool:
         """Run jobs sharing code/mode/entry/limits on one worker: (results it reported, worker healthy)."""
         first = jobs[0]
         cpu_s, wall_s = _limits(first)
-        command = {"mode": first["mode"], "code": first["code"], "entry": first["entry"] or "",
-                   "memory_mb": int(first["memory_mb"]), "cpu_s": cpu_s, "time_limit_s": float(first["time_limit_s"]),
-                   "wall_s": wall_s, "inputs": [job["input"] or "" for job in jobs]}
+        limits = {"mode": first["mode"], "entry": first["entry"] or "", "memory_mb": int(first["memory_mb"]),
+                  "cpu_s": cpu_s, "time_limit_s": float(first["time_limit_s"]), "wall_s": wall_s}
+        batch = harness.encode_batch(limits, first["code"], [job["input"] or "" for job in jobs])
         # The worker enforces every limit itself; this only bounds a wedged worker.
-        reported, healthy = worker.run(command, timeout=len(jobs) * (wall_s + 1) + 10)
+        reported, healthy = worker.run(batch, timeout=len(jobs) * (wall_s + 1) + 10)
         return _collect(jobs, reported), healthy
 
 
@@ -412,7 +432,7 @@ def _collect(jobs: list[dict], reported: list[dict]) -> dict[int, dict]:
 
 def _verdict(job: dict, status: dict) -> dict:
     exit_code, cpu_used, timed_out = int(status["exit_code"]), float(status["cpu_s"]), bool(status["killed_by_us"])
-    output, errors = str(status["output"]), str(status["stderr"])
+    output, errors = status["output"], status["stderr"]
     cpu_s, _ = _limits(job)
     if int(status["output_bytes"]) > harness.OUTPUT_CAP_BYTES:
         verdict = "output_limit"
