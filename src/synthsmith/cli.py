@@ -166,10 +166,13 @@ def sandbox_run(
     """Run every job in the sandbox: one OUT row per JOBS row, whatever the job does."""
     import time
 
+    from synthsmith.sandbox.runner import SandboxError, prestart, probe_isolation, run_jobs
+
+    prestart(workers)  # the workers start (namespaces, mounts) while polars is imported and JOBS read
+
     import polars as pl
 
     from synthsmith.contract import tables
-    from synthsmith.sandbox.runner import SandboxError, probe_isolation, run_jobs
 
     try:
         jobs = tables.conform(pl.read_parquet(jobs_path), tables.SANDBOX_JOBS)

@@ -3,21 +3,24 @@
 `python -S -P harness.py worker SANDBOX_DIR HOME LIBRARY` enters its namespaces (`isolation`),
 mounts its own tmpfs (`scratch` for batch files, `work` for jobs' working directories), writes
 one JSON line (the isolation report) to stdout, then reads batches on stdin: a HEADER_BYTES
-decimal length and that many bytes of JSON {mode, code, entry, memory_mb, cpu_s, time_limit_s,
-wall_s, inputs}. For each it answers one JSON line (a result per job it can report on: index,
-exit code, CPU and wall seconds, killed_by_us, output, output_bytes, stderr) and then "done".
+decimal length and that many bytes (`encode_batch`: limits, code, inputs). For each it answers
+with a report (`_report`: per job it can report on, a header line and the bytes of its stdout
+and stderr) and then "done".
 It must stay stdlib-only and import nothing from synthsmith: it runs without site-packages. The
 parent imports it only for the constants below.
 
 Process tree per batch, each a fork of the worker, which itself never holds a batch's data (a
 later job, forked from it, finds nothing of an earlier one in its memory): a *loader* reads the
 batch from the pipe into scratch files; a *reaper* (a child subreaper) compiles the code once
-and forks a *supervisor* (also a subreaper), which forks one job child per input, watches it
-(CPU poll, wall limit, killpg, wait4) and then kills whatever the job left behind (orphans are
-re-parented to the supervisor, even setsid'd ones); a *reporter* reads the outputs and answers
-the parent. Jobs run under another uid, so they cannot signal any of these; where they can (no
-uid of their own), a job that kills its supervisor falls to the reaper, which finishes watching
-it, writes its status line, sweeps, and forks a new supervisor for the remaining inputs. A job
+and forks a *supervisor*, which forks a *launcher* once; per input the supervisor makes the
+job's directory and orders a job, the launcher forks it (touching next to nothing between forks,
+so forking stays cheap), the supervisor watches it (CPU poll, wall limit, killpg), and the
+launcher (a subreaper) reaps it and kills whatever it left behind (orphans, even setsid'd ones,
+are re-parented to it); a *reporter* reads the outputs and answers the parent. If the parent
+goes away mid-batch, the worker ends everything at once. Jobs run under another uid, so they
+cannot signal any of these; where they can (no uid of their own), a job that kills its
+launcher or supervisor falls to the reaper, which finishes watching it, writes its status line,
+sweeps, and forks a new supervisor for the remaining inputs. A job
 child returns up the stack to `__main__` and runs there, then ends like a normal interpreter
 exit would, without paying for a full interpreter shutdown (`_finish_job`).
 """

@@ -33,11 +33,12 @@ import threading
 import time
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import polars as pl
-
-from synthsmith.contract.tables import SANDBOX_JOBS, SANDBOX_RESULTS, conform
 from synthsmith.sandbox import harness
+
+if TYPE_CHECKING:
+    import polars as pl
 
 HARNESS = Path(harness.__file__)
 CODE_FILES = (HARNESS, HARNESS.with_name("isolation.py"))  # run in workers; cached results depend on them
@@ -70,6 +71,10 @@ def run_jobs(jobs: pl.DataFrame, workers: int = 2, packages: tuple[str, ...] = (
     """Run every job; one result row per job, in input order. `packages` (import names, e.g.
     "cyaron") are copied read-only beside the jobs and importable by them; nothing else outside the
     standard library is. Workers stay alive for later calls in this process (`close_pools`)."""
+    import polars as pl  # here, not at the top: `prestart` runs before polars is imported
+
+    from synthsmith.contract.tables import SANDBOX_JOBS, SANDBOX_RESULTS, conform
+
     rows = conform(jobs, SANDBOX_JOBS).to_dicts()
     results: list[dict | None] = [None] * len(rows)
     groups: dict[tuple, list[int]] = {}
@@ -91,6 +96,11 @@ def run_jobs(jobs: pl.DataFrame, workers: int = 2, packages: tuple[str, ...] = (
         results[i] = reported.get(0) or _result(
             rows[i], "killed", stderr=f"the sandbox worker died running this job, twice\n{pool.last_error}")
     return conform(pl.DataFrame(results, schema=SANDBOX_RESULTS.columns), SANDBOX_RESULTS)
+
+
+def prestart(workers: int, packages: tuple[str, ...] = ()) -> None:
+    """Start `workers` workers in the background (a command calls this before its slow imports)."""
+    _shared_pool(tuple(packages)).prestart(workers)
 
 
 def probe_isolation() -> dict[str, str]:
@@ -276,7 +286,9 @@ class _Pool:
         self.last_error = ""
         self.warned = False
         self.idle: list[_Worker] = []
+        self.starting = 0  # workers `prestart` is starting
         self.lock = threading.Lock()
+        self.ready = threading.Condition(self.lock)
 
     def open(self) -> "_Pool":
         _remove_orphaned_dirs()
@@ -305,13 +317,36 @@ class _Pool:
         self._give_back(worker)
         return worker.isolation
 
+    def prestart(self, count: int) -> None:
+        with self.lock:
+            count -= len(self.idle) + self.starting
+            self.starting += max(0, count)
+        for _ in range(count):
+            threading.Thread(target=self._start_idle, daemon=True).start()
+
+    def _start_idle(self) -> None:
+        try:
+            worker: _Worker | None = _Worker(self.dir, self.library)
+            self._warn(worker.isolation)
+        except SandboxError:  # the next `_take` starts one itself and raises with the reason
+            worker = None
+        with self.lock:
+            self.starting -= 1
+            if worker is not None:
+                self.idle.append(worker)
+            self.ready.notify_all()
+
     def _take(self) -> _Worker:
         with self.lock:
-            while self.idle:
-                worker = self.idle.pop()
-                if worker.proc.poll() is None:
-                    return worker
-                worker.close()  # died while idle (killed from outside): start another
+            while True:
+                while self.idle:
+                    worker = self.idle.pop()
+                    if worker.proc.poll() is None:
+                        return worker
+                    worker.close()  # died while idle (killed from outside): start another
+                if not self.starting:
+                    break
+                self.ready.wait()  # one being started by `prestart`
         worker = _Worker(self.dir, self.library)
         self._warn(worker.isolation)
         return worker
@@ -319,6 +354,7 @@ class _Pool:
     def _give_back(self, worker: _Worker) -> None:
         with self.lock:
             self.idle.append(worker)
+            self.ready.notify_all()
 
     def run(self, batches: list[list[dict]], size: int) -> list[dict[int, dict]]:
         """Per batch: {position in batch: result} for the jobs it reported on; `size` workers at once."""
