@@ -91,3 +91,15 @@ def tiny_base(tmp_path_factory):
     base = tmp_path_factory.mktemp("tiny") / "base"
     save_checkpoint(LlamaForCausalLM(config), tokenizer, base)
     return base
+
+
+def processes_named(name: str) -> list[int]:
+    """Host pids whose command name (/proc/PID/comm, set by the job with prctl) is `name`."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if open(f"/proc/{pid}/comm").read().strip() == name:
+                found.append(int(pid))
+        except OSError:
+            pass
+    return found

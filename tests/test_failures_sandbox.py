@@ -10,6 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from conftest import processes_named
+
 from synthsmith.sandbox import runner
 
 
@@ -68,30 +70,19 @@ def test_a_run_killed_mid_batch_stops_its_jobs_and_leaves_a_dir_the_next_run_rem
     try:
         left = _wait_for_pool_dir(killed.pid)
         deadline = time.monotonic() + 60
-        while not _processes_named(name) and time.monotonic() < deadline:
+        while not processes_named(name) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert _processes_named(name), "the job never started"
+        assert processes_named(name), "the job never started"
     finally:
         killed.kill()
         killed.wait()
     deadline = time.monotonic() + 30  # far below the job's 60 s sleep and 90 s wall limit
-    while _processes_named(name) and time.monotonic() < deadline:
+    while processes_named(name) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _processes_named(name) == []
+    assert processes_named(name) == []
     assert left.exists()
     with runner._Pool():
         assert not left.exists()
-
-
-def _processes_named(name: str) -> list[int]:
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if Path(f"/proc/{pid}/comm").read_text().strip() == name:
-                found.append(int(pid))
-        except OSError:
-            pass
-    return found
 
 
 def _wait_for_pool_dir(pid: int, timeout_s: float = 60) -> Path:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import processes_named
 
 from synthsmith.contract.tables import SANDBOX_JOBS, SANDBOX_RESULTS, ContractError
 from synthsmith.sandbox import harness, runner
@@ -90,18 +91,6 @@ def test_runtime_error_keeps_output_and_traceback():
     assert result["status"] == "runtime_error" and result["exit_code"] != 0
     assert result["output"] == "partial\n"
     assert "ZeroDivisionError" in result["stderr"] and "line 2" in result["stderr"]
-
-
-def processes_named(name: str) -> list[int]:
-    """Host pids whose command name (/proc/PID/comm, set by the job with prctl) is `name`."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if open(f"/proc/{pid}/comm").read().strip() == name:
-                found.append(int(pid))
-        except OSError:
-            pass
-    return found
 
 
 @pytest.mark.slow

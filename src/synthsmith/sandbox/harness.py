@@ -556,7 +556,7 @@ def _supervise(job, code, first: int, total: int, status_fd: int, pipe_fd: int, 
             os.write(orders_w, b"%d\n" % index)
         except BrokenPipeError:
             return None
-        launched = events.next(None)
+        launched = events.next()
         if launched is None:
             return None  # the launcher is gone (a job killed it, where it can): the reaper takes over
         pid = int(launched)
@@ -602,13 +602,9 @@ class _Lines:
     def ready(self) -> bool:
         return b"\n" in self.pending
 
-    def next(self, timeout: float | None) -> bytes | None:
-        """The next line; None at EOF, or if none came within `timeout` seconds (None: wait)."""
-        import select
-
+    def next(self) -> bytes | None:
+        """The next line, waiting for it; None at EOF."""
         while b"\n" not in self.pending:
-            if timeout is not None and not select.select([self.fd], [], [], timeout)[0]:
-                return None
             chunk = os.read(self.fd, 256)
             if not chunk:
                 return None
@@ -630,7 +626,7 @@ def _watch_launched(pid: int, events: _Lines, start: float, wall_s: float, cpu_l
             fired = True
             _signal(os.killpg, pid)
         pause = min(pause * 2, 0.02)  # quick programs are noticed at once, long ones cheaply
-    report = events.next(None)
+    report = events.next()
     if report is None:
         return None
     exit_code, cpu = report.split()
