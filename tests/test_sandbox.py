@@ -390,5 +390,3 @@ def test_a_worker_killed_mid_batch_loses_no_row(monkeypatch):
     assert len(calls) == 2, calls  # the batches, then the reruns of what they lost
     assert all(len(batch) == 1 for batch in calls[1]) and ["2"] in calls[1], calls  # job 2 went round again
     assert [(r["status"], r["output"]) for r in results] == [("ok", f"{k}\n") for k in range(4)]
-
-

@@ -20,9 +20,9 @@ are re-parented to it); a *reporter* reads the outputs and answers the parent. I
 goes away mid-batch, the worker ends everything at once. Jobs run under another uid, so they
 cannot signal any of these; where they can (no uid of their own), a job that kills its
 launcher or supervisor falls to the reaper, which finishes watching it, writes its status line,
-sweeps, and forks a new supervisor for the remaining inputs. A job
-child returns up the stack to `__main__` and runs there, then ends like a normal interpreter
-exit would, without paying for a full interpreter shutdown (`_finish_job`).
+sweeps, and forks a new supervisor for the remaining inputs. A job child returns up the stack
+to `__main__` and runs there, then ends like a normal interpreter exit would, without paying
+for a full interpreter shutdown (`_finish_job`).
 """
 
 from __future__ import annotations
@@ -193,24 +193,17 @@ def watch(pid: int, start: float, wall_s: float, cpu_limit_s: float) -> tuple[in
         pidfd = os.pidfd_open(pid)  # becomes readable when the child exits: no polling latency
     except (AttributeError, OSError):
         pidfd = None
-    deadline, pause, fired = start + wall_s, 0.001, False
+
+    def exited(pause: float) -> bool:
+        if pidfd is not None:
+            select.select([pidfd], [], [], pause)
+        else:
+            time.sleep(pause)
+        # WNOWAIT leaves the child a zombie, so its pid (= its group id) cannot be reused while we signal it.
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
     try:
-        # Wait first, check after: while the child runs, everything we touch is a copy-on-write
-        # fault, so a quick job finds us blocked in one call. WNOWAIT leaves the child a zombie,
-        # so its pid (= its group id) cannot be reused while we signal it.
-        while True:
-            if pidfd is not None:
-                select.select([pidfd], [], [], pause)
-            else:
-                time.sleep(pause)
-            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-                break
-            if time.monotonic() > deadline or cpu_seconds(pid) > cpu_limit_s:
-                fired = True
-                _signal(os.killpg, pid)
-                os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
-                break
-            pause = min(pause * 2, 0.02)  # quick programs are noticed at once, long ones cheaply
+        fired = _wait_within_limits(exited, pid, start, wall_s, cpu_limit_s)
     finally:
         if pidfd is not None:
             os.close(pidfd)
@@ -259,7 +252,7 @@ def _serve(sandbox_dir: str, home: str, library: str):
     if library:
         sys.path.append(library)  # after the stdlib: a copied package cannot shadow it
     _become_subreaper()  # without a PID namespace, orphans of a killed reaper still come to us
-    _write_all(replies, (_json_object(isolation.report) + "\n").encode())
+    _in_child(lambda: _write_isolation_report(replies, isolation.report))
     number = 0
     while (size := _read_header(commands)) is not None:
         root = os.path.join(scratch, str(number))
@@ -287,12 +280,10 @@ def _serve(sandbox_dir: str, home: str, library: str):
     _REAL_EXIT(0)
 
 
-def _json_object(strings: dict[str, str]) -> str:
-    """A JSON object of strings, without importing json into the worker (see `_load_isolation`)."""
-    def quoted(text: str) -> str:
-        escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-        return '"' + "".join(c if c >= " " else f"\\u{ord(c):04x}" for c in escaped) + '"'
-    return "{" + ", ".join(f"{quoted(key)}: {quoted(value)}" for key, value in strings.items()) + "}"
+def _write_isolation_report(replies: int, report: dict[str, str]) -> None:
+    import json  # in a fork: the worker's memory, which every job's fork copies, stays without it
+
+    _write_all(replies, (json.dumps(report) + "\n").encode())
 
 
 def _wait_reaper(reaper: int, commands: int) -> bool:
@@ -617,20 +608,31 @@ def _watch_launched(pid: int, events: _Lines, start: float, wall_s: float, cpu_l
     """Wait for the launcher's report on job PID, killing the job's group once it passes the CPU
     or the wall limit. (exit code, CPU s, killed by us), or None if the launcher died."""
     import select
-    import time
 
-    pause, fired = 0.001, False
-    # Wait first, check after: a quick job finds us blocked in one call.
-    while not events.ready() and not select.select([events.fd], [], [], pause)[0]:
-        if not fired and (time.monotonic() > start + wall_s or cpu_seconds(pid) > cpu_limit_s):
-            fired = True
-            _signal(os.killpg, pid)
-        pause = min(pause * 2, 0.02)  # quick programs are noticed at once, long ones cheaply
+    def reported(pause: float) -> bool:
+        return events.ready() or bool(select.select([events.fd], [], [], pause)[0])
+
+    fired = _wait_within_limits(reported, pid, start, wall_s, cpu_limit_s)
     report = events.next()
     if report is None:
         return None
     exit_code, cpu = report.split()
     return int(exit_code), float(cpu), fired
+
+
+def _wait_within_limits(done, pid: int, start: float, wall_s: float, cpu_limit_s: float) -> bool:
+    """Call done(pause), which waits up to `pause` seconds, until it is true; kill PID's group
+    once it passes the wall or the CPU limit. True if we killed it. Waiting comes first, so a
+    quick job finds us blocked in one call."""
+    import time
+
+    pause, fired = 0.001, False
+    while not done(pause):
+        if not fired and (time.monotonic() > start + wall_s or cpu_seconds(pid) > cpu_limit_s):
+            fired = True
+            _signal(os.killpg, pid)
+        pause = min(pause * 2, 0.02)  # quick programs are noticed at once, long ones cheaply
+    return fired
 
 
 def _workdir(job, index: int) -> str:

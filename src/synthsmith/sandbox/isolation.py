@@ -154,16 +154,18 @@ class Isolation:
             os.chown(path, self.job_uid, self.job_uid)
 
     def remove_workdir(self, path: str) -> None:
-        """The job's directory and everything in it; what it left in /dev/shm too."""
-        import shutil
-
+        """The job's directory and everything in it; what it left in /dev/shm too. shutil is
+        imported only when a job left a tree: the supervisor, a fresh fork per batch, would
+        otherwise import it for every batch."""
         try:
             os.rmdir(path)  # the usual case: the job wrote nothing
         except OSError:
+            import shutil
             shutil.rmtree(path, ignore_errors=True)
         if self.mounts:  # what a job left in the worker's /dev/shm must not reach the next job
             for entry in os.scandir("/dev/shm"):
                 if entry.is_dir(follow_symlinks=False):
+                    import shutil
                     shutil.rmtree(entry.path, ignore_errors=True)
                 else:
                     os.unlink(entry.path)

@@ -8,7 +8,7 @@ Workers are long-lived processes (`harness`) that pay for isolation once (`isola
 namespaces, read-only host, their own tmpfs, a uid for their jobs) and are kept for the whole
 process: every `run_jobs` call reuses them (`workers` threads each take one) and they stop at
 exit (`close_pools`). Batches go to a worker over its pipe and results come back the same way,
-one line per batch: jobs sharing (code, mode, entry, limits) are compiled once and forked per
+one report per batch: jobs sharing (code, mode, entry, limits) are compiled once and forked per
 input. A job the batch does not report on (its worker died) reruns alone; if that fails too,
 its row says `killed` and why.
 
@@ -228,33 +228,31 @@ class _Worker:
 
     def read_exactly(self, size: int, timeout: float) -> bytes | None:
         deadline = time.monotonic() + timeout
-        fd = self.proc.stdout.fileno()
         while len(self.pending) < size:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            if not self._read_more(deadline, size - len(self.pending)):
                 return None
-            chunk = os.read(fd, max(1 << 20, size - len(self.pending)))
-            if not chunk:
-                return None
-            self.pending += chunk
         data, self.pending = self.pending[:size], self.pending[size:]
         return data
 
     def read_line(self, timeout: float) -> str | None:
         deadline = time.monotonic() + timeout
-        fd = self.proc.stdout.fileno()
-        searched = 0  # a report line can be megabytes: look for the newline only in what is new
+        searched = 0  # a report can be megabytes: look for the newline only in what is new
         while (end := self.pending.find(b"\n", searched)) < 0:
             searched = len(self.pending)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            if not self._read_more(deadline):
                 return None
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                return None
-            self.pending += chunk
         line, self.pending = self.pending[:end], self.pending[end + 1:]
         return line.decode("utf-8", errors="replace")
+
+    def _read_more(self, deadline: float, wanted: int = 0) -> bool:
+        """Append what the worker wrote to `pending`; False at EOF or once `deadline` passed."""
+        fd = self.proc.stdout.fileno()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            return False
+        chunk = os.read(fd, max(1 << 20, wanted))
+        self.pending += chunk
+        return bool(chunk)
 
     def error_tail(self) -> str:
         self.errors.seek(0, os.SEEK_END)
