@@ -20,13 +20,15 @@ are re-parented to it); a *reporter* reads the outputs and answers the parent. I
 goes away mid-batch, the worker ends everything at once. Jobs run under another uid, so they
 cannot signal any of these; where they can (no uid of their own), a job that kills its
 launcher or supervisor falls to the reaper, which finishes watching it, writes its status line,
-sweeps, and forks a new supervisor for the remaining inputs. A job child returns up the stack
-to `__main__` and runs there, then ends like a normal interpreter exit would, without paying
-for a full interpreter shutdown (`_finish_job`).
+sweeps, and forks a new supervisor for the remaining inputs. A job child runs the job right
+where its launcher forked it, then ends like a normal interpreter exit would, without paying
+for a full interpreter shutdown (`_finish_job`). A job's cost is mostly the pages it copies on
+first write, so whatever all jobs of a batch share is done once, before the forks.
 """
 
 from __future__ import annotations
 
+import atexit  # here, not in each job: importing it there costs every job the import machinery's page faults
 import builtins
 import os
 import resource
@@ -115,10 +117,16 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
 
+_libc_prctl = None  # made once, in the worker: a CDLL per call would build ctypes classes in every batch's processes
+
+
 def _prctl(option: int, value: int) -> None:
+    global _libc_prctl
     try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+        if _libc_prctl is None:
+            import ctypes
+            _libc_prctl = ctypes.CDLL(None, use_errno=True).prctl
+        _libc_prctl(option, value, 0, 0, 0)
     except Exception:  # no prctl: killpg still sweeps the job's own process group
         pass
 
@@ -229,8 +237,8 @@ def _load_isolation():
     return module
 
 
-def _serve(sandbox_dir: str, home: str, library: str):
-    """The worker loop. Returns (mode, code, code_path, entry) only in a job child."""
+def _serve(sandbox_dir: str, home: str, library: str) -> None:
+    """The worker loop; every process it forks ends inside it, with os._exit."""
     host_pid = os.getpid()
     isolation = _load_isolation().Isolation()
     commands, replies = os.dup(0), os.dup(1)  # the parent's pipes; jobs get files on 0-2 instead
@@ -266,10 +274,7 @@ def _serve(sandbox_dir: str, home: str, library: str):
         if reaper == 0:
             os.close(commands)
             os.close(replies)
-            found = _run_batch(root, work, isolation)
-            if found is not None:
-                return found
-            _REAL_EXIT(0)
+            _run_batch(root, work, isolation)
         if not _wait_reaper(reaper, commands):
             _signal(os.kill, reaper)
             _sweep()  # the supervisor and launcher die with the reaper (PDEATHSIG); the jobs come to us
@@ -453,14 +458,15 @@ def _tail(path: str) -> bytes:
         return b""
 
 
-def _run_batch(root: str, work_root: str, isolation):
+def _run_batch(root: str, work_root: str, isolation) -> None:
     """Reaper of the batch the loader wrote to ROOT; jobs' working directories go in WORK_ROOT.
-    Returns (mode, code, code_path, entry) only in a job child; every other process of the tree
-    ends with os._exit."""
+    Every process of the batch's tree ends with os._exit."""
     limits = _read_limits(root)
     code_path = os.path.join(root, "solution.py")
+    # Jobs' directories are named after the batch too, so no two jobs of a worker share one.
+    work_prefix = os.path.join(work_root, f"{os.path.basename(root)}-")
     job = (limits["mode"], code_path, limits["entry"], int(limits["memory_mb"]), int(limits["cpu_s"]),
-           float(limits["time_limit_s"]), float(limits["wall_s"]), root, work_root)
+           float(limits["time_limit_s"]), float(limits["wall_s"]), root, work_prefix)
     count = int(limits["count"])
     with open(code_path, encoding="utf-8") as source:
         text = source.read()
@@ -477,9 +483,7 @@ def _run_batch(root: str, work_root: str, isolation):
         supervisor = os.fork()
         if supervisor == 0:
             os.close(read_end)
-            found = _supervise(job, code, index, total, status_fd, write_end, isolation)
-            if found is not None:
-                return found
+            _supervise(job, code, index, total, status_fd, write_end, isolation)
             _REAL_EXIT(0)
         os.close(write_end)
         data = b""
@@ -511,14 +515,14 @@ def _run_batch(root: str, work_root: str, isolation):
     _REAL_EXIT(0)
 
 
-def _supervise(job, code, first: int, total: int, status_fd: int, pipe_fd: int, isolation):
+def _supervise(job, code, first: int, total: int, status_fd: int, pipe_fd: int, isolation) -> None:
     """Supervisor: runs inputs FIRST.. of the batch, one at a time, through a launcher it forks
     once. It does not fork per job itself, so its bookkeeping (working directories, limits,
     statuses) costs no copy-on-write faults; the launcher, which does fork per job, touches
     next to nothing between forks."""
     import time
 
-    mode, code_path, entry, memory_mb, cpu_s, time_limit_s, wall_s, root, _ = job
+    wall_s, time_limit_s = job[6], job[5]
     reaper = os.getppid()
     _prctl(_PR_SET_PDEATHSIG, 9)  # a job that kills the reaper ends its supervisor too: no batch runs on unseen
     _become_subreaper()  # where the launcher dies, its job and orphans come to us, then to the reaper
@@ -529,11 +533,8 @@ def _supervise(job, code, first: int, total: int, status_fd: int, pipe_fd: int, 
     if os.fork() == 0:
         for fd in (orders_w, events_r, status_fd, pipe_fd):
             os.close(fd)
-        index = _launch(orders_r, events_w)
-        if index is None:
-            _REAL_EXIT(0)
-        _enter_job(root, index, _workdir(job, index), memory_mb, cpu_s, isolation)
-        return mode, code, code_path, entry
+        _launch(orders_r, events_w, job, code, isolation)
+        _REAL_EXIT(0)
     os.close(orders_r)
     os.close(events_w)
     events = _Lines(events_r)
@@ -562,18 +563,25 @@ def _supervise(job, code, first: int, total: int, status_fd: int, pipe_fd: int, 
     return None
 
 
-def _launch(orders: int, events: int) -> int | None:
+def _launch(orders: int, events: int, job, code, isolation) -> None:
     """Launcher (a subreaper): for each index the supervisor orders, fork the job, report its
     pid, and once it exits kill what it left in its group, reap it, sweep its orphans and report
-    its exit code and CPU seconds. Returns the index in the job child, None when orders end."""
+    its exit code and CPU seconds. Returns when orders end; a job child runs the job from here
+    (returning up the stack would cost it a copy of every page the unwinding touches)."""
     _prctl(_PR_SET_PDEATHSIG, 9)  # dies with the supervisor, which dies with the reaper
     _become_subreaper()
+    # What every job of the batch needs the same is done here, once: the jobs inherit it.
+    sys.setrecursionlimit(RECURSION_LIMIT)
+    _flush_on_fast_exit()  # this process itself leaves by _REAL_EXIT
+    if job[0] != "stdio":
+        import json  # noqa: F401  what _call_function imports, so no job runs the import machinery
+        import typing  # noqa: F401
     while order := os.read(orders, 64):  # one order at a time: the supervisor waits for each outcome
         pid = os.fork()
         if pid == 0:
             os.close(orders)
             os.close(events)
-            return int(order)
+            _run_job(job, code, int(order), isolation)
         os.write(events, b"%d\n" % pid)
         # WNOWAIT leaves the job a zombie, so its pid (= its group id) cannot be reused while we signal it.
         os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
@@ -626,9 +634,12 @@ def _wait_within_limits(done, pid: int, start: float, wall_s: float, cpu_limit_s
     quick job finds us blocked in one call."""
     import time
 
+    # A job's threads earn at most one CPU second per core per second: no /proc read before then.
+    cpu_possible = start + cpu_limit_s / (os.cpu_count() or 1)
     pause, fired = 0.001, False
     while not done(pause):
-        if not fired and (time.monotonic() > start + wall_s or cpu_seconds(pid) > cpu_limit_s):
+        now = time.monotonic()
+        if not fired and (now > start + wall_s or (now > cpu_possible and cpu_seconds(pid) > cpu_limit_s)):
             fired = True
             _signal(os.killpg, pid)
         pause = min(pause * 2, 0.02)  # quick programs are noticed at once, long ones cheaply
@@ -636,26 +647,30 @@ def _wait_within_limits(done, pid: int, start: float, wall_s: float, cpu_limit_s
 
 
 def _workdir(job, index: int) -> str:
-    """Job INDEX's working directory: named after its batch too, so no two jobs of a worker share one."""
-    root, work_root = job[7], job[8]
-    return os.path.join(work_root, f"{os.path.basename(root)}-{index}")
+    """Job INDEX's working directory."""
+    return f"{job[8]}{index}"
+
+
+def _run_job(job, code, index: int, isolation) -> None:
+    """The job child: enter the job, run it, exit."""
+    mode, code_path, entry, memory_mb, cpu_s, _, _, root, _ = job
+    _enter_job(root, index, _workdir(job, index), memory_mb, cpu_s, isolation)
+    _finish_job(mode, code, code_path, entry)
 
 
 def _enter_job(root: str, index: int, work: str, memory_mb: int, cpu_s: int, isolation) -> None:
     """In the job child: own session, per-job stdio files, only fds 0-2 open, fresh cwd, limits,
-    then the job's own uid without capabilities."""
+    then the job's own uid without capabilities. Every step here is paid by every job."""
     os.setsid()
-    flags = (os.O_RDONLY, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    for fd, (suffix, flag) in enumerate(zip(("in", "out", "err"), flags)):
-        opened = os.open(os.path.join(root, f"{index}.{suffix}"), flag, 0o600)
+    write = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    for fd, (suffix, flag) in enumerate((("in", os.O_RDONLY), ("out", write), ("err", write))):
+        opened = os.open(f"{root}/{index}.{suffix}", flag, 0o600)
         os.dup2(opened, fd)
         os.close(opened)
     os.closerange(3, 1 << 16)  # the status file and the supervisor's pipe stay out of reach
     os.chdir(work)
     _apply_limits(memory_mb, cpu_s)
     isolation.drop_privileges()
-    sys.setrecursionlimit(RECURSION_LIMIT)
-    _flush_on_fast_exit()
 
 
 def _finish_job(mode: str, code, code_path: str, entry: str) -> None:
@@ -681,7 +696,6 @@ def _finish_job(mode: str, code, code_path: str, entry: str) -> None:
     try:
         if "threading" in sys.modules:
             sys.modules["threading"]._shutdown()
-        import atexit
         atexit._run_exitfuncs()
         namespace.clear()
     except SystemExit as exc:
@@ -712,4 +726,4 @@ def _system_exit_code(exc: SystemExit) -> int:
 
 
 if __name__ == "__main__":
-    _finish_job(*_serve(*sys.argv[2:5]))  # only a job child gets here; the worker itself ends in _serve
+    _serve(*sys.argv[2:5])
