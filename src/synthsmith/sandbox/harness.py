@@ -573,15 +573,26 @@ def _launch(orders: int, events: int, job, code, isolation) -> None:
     # What every job of the batch needs the same is done here, once: the jobs inherit it.
     sys.setrecursionlimit(RECURSION_LIMIT)
     _flush_on_fast_exit()  # this process itself leaves by _REAL_EXIT
-    if job[0] != "stdio":
+    mode, code_path, entry, memory_mb, cpu_s, _, _, root, _ = job
+    if mode != "stdio":
         import json  # noqa: F401  what _call_function imports, so no job runs the import machinery
         import typing  # noqa: F401
+    write = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     while order := os.read(orders, 64):  # one order at a time: the supervisor waits for each outcome
+        # The job's stdio and working directory are set up here, before the fork: in the job child
+        # the same steps would cost their pages copied again. Our own fds 0-1 are unused.
+        index = int(order)
+        for fd, suffix, flags in ((0, "in", os.O_RDONLY), (1, "out", write)):
+            opened = os.open(f"{root}/{index}.{suffix}", flags, 0o600)
+            os.dup2(opened, fd)
+            os.close(opened)
+        stderr = os.open(f"{root}/{index}.err", write, 0o600)  # fd 2 stays ours: our tracebacks go to the worker's
+        os.chdir(_workdir(job, index))
         pid = os.fork()
         if pid == 0:
-            os.close(orders)
-            os.close(events)
-            _run_job(job, code, int(order), isolation)
+            _enter_job(stderr, memory_mb, cpu_s, isolation)
+            _finish_job(mode, code, code_path, entry)
+        os.close(stderr)
         os.write(events, b"%d\n" % pid)
         # WNOWAIT leaves the job a zombie, so its pid (= its group id) cannot be reused while we signal it.
         os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
@@ -651,24 +662,13 @@ def _workdir(job, index: int) -> str:
     return f"{job[8]}{index}"
 
 
-def _run_job(job, code, index: int, isolation) -> None:
-    """The job child: enter the job, run it, exit."""
-    mode, code_path, entry, memory_mb, cpu_s, _, _, root, _ = job
-    _enter_job(root, index, _workdir(job, index), memory_mb, cpu_s, isolation)
-    _finish_job(mode, code, code_path, entry)
-
-
-def _enter_job(root: str, index: int, work: str, memory_mb: int, cpu_s: int, isolation) -> None:
-    """In the job child: own session, per-job stdio files, only fds 0-2 open, fresh cwd, limits,
-    then the job's own uid without capabilities. Every step here is paid by every job."""
+def _enter_job(stderr: int, memory_mb: int, cpu_s: int, isolation) -> None:
+    """In the job child, whose stdin, stdout and working directory the launcher set: own session,
+    its stderr file on fd 2, only fds 0-2 open, limits, then the job's own uid without
+    capabilities. Every step here is paid by every job, in copied pages too."""
     os.setsid()
-    write = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    for fd, (suffix, flag) in enumerate((("in", os.O_RDONLY), ("out", write), ("err", write))):
-        opened = os.open(f"{root}/{index}.{suffix}", flag, 0o600)
-        os.dup2(opened, fd)
-        os.close(opened)
-    os.closerange(3, 1 << 16)  # the status file and the supervisor's pipe stay out of reach
-    os.chdir(work)
+    os.dup2(stderr, 2)
+    os.closerange(3, 1 << 16)  # the launcher's pipes stay out of reach
     _apply_limits(memory_mb, cpu_s)
     isolation.drop_privileges()
 
