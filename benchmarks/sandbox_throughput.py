@@ -18,6 +18,9 @@ them (candidate code x test inputs), on 2 workers; every path's outputs are chec
   fork loop: 2 lean processes (`python -S`), each looping over its share: fork, point stdin/stdout
             at files (on /dev/shm), exec() the precompiled code, wait. No isolation, no limits, no
             supervision.
+Command, steady and fork loop take turns over 5 rounds: each rate printed is the median of its
+rounds, each ratio the median of the ratios within a round (runs seconds apart, under the same
+load). Naive runs once (it is slow).
 Realistic mix: 400 jobs, 16 programs x 25 inputs: real work (sorting, a DP), wrong answers,
 exceptions, a crash (SIGABRT) and infinite loops at a 0.5 s limit; ours against naive on it.
 """
@@ -192,18 +195,33 @@ def timed(run, jobs: pl.DataFrame, expected: list[str] | None = None, repeat: in
     return statistics.median(times)
 
 
+ROUNDS = 5  # command, steady and fork loop run in turn, once per round
+
+
+def interleaved(runs: dict, jobs: pl.DataFrame, expected: list[str]) -> dict[str, list[float]]:
+    """Runs/s of each path per round. The paths take turns, so a ratio taken within a round
+    compares runs seconds apart: load that comes and goes on a shared machine moves both."""
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(ROUNDS):
+        for name, run in runs.items():
+            rates[name].append(jobs.height / timed(run, jobs, expected, repeat=1))
+    return rates
+
+
 def main() -> None:
     jobs = trivial_jobs()
     want = trivial_expected(jobs)
     for run in (ours, naive, fork_loop, command):  # warm the page cache, imports and our workers
         run(jobs.head(4))
     isolation = probe_isolation()
-    rates = {
-        "command": jobs.height / timed(command, jobs, want),
-        "steady": jobs.height / timed(ours, jobs, want),
-        "naive": jobs.height / timed(naive, jobs, want, repeat=1),
-        "fork loop": jobs.height / timed(fork_loop, jobs, want),
-    }
+    rounds = interleaved({"command": command, "steady": ours, "fork loop": fork_loop}, jobs, want)
+    rates = {name: statistics.median(values) for name, values in rounds.items()}
+    rates["naive"] = jobs.height / timed(naive, jobs, want, repeat=1)
+
+    def ratio(a: str, b: str) -> str:
+        per_round = sorted(x / y for x, y in zip(rounds[a], rounds[b]))
+        return f"{statistics.median(per_round):6.2f}x (rounds: {', '.join(f'{r:.2f}' for r in per_round)})"
+
     start_up = statistics.median(first_call(jobs.head(1)) for _ in range(5))
     command_one = timed(command, jobs.head(1), want[:1], repeat=5)
     floor = timed(imports_alone, jobs, repeat=5)
@@ -216,12 +234,13 @@ def main() -> None:
     print("isolation (ours): " + ", ".join(f"{name} {state}" if state.startswith("OFF") else f"{name} on"
                                           for name, state in isolation.items()))
     for name, rate in rates.items():
-        print(f"  {name + ':':11}{rate:8.1f} runs/s")
+        spread = f"  (rounds: {min(rounds[name]):.0f}-{max(rounds[name]):.0f})" if name in rounds else ""
+        print(f"  {name + ':':11}{rate:8.1f} runs/s{spread}")
     print(f"  start-up:  {start_up:8.3f} s (the sandbox's: first run_jobs call in a fresh process, 1 job)")
     print(f"  command on 1 job: {command_one:.3f} s, of which its imports alone: {floor:.3f} s")
     print(f"  command/naive:      {rates['command'] / rates['naive']:6.2f}x")
-    print(f"  steady/fork loop:   {rates['steady'] / rates['fork loop']:6.2f}x")
-    print(f"  command/fork loop:  {rates['command'] / rates['fork loop']:6.2f}x")
+    print(f"  steady/fork loop:   {ratio('steady', 'fork loop')}")
+    print(f"  command/fork loop:  {ratio('command', 'fork loop')}")
     print(f"realistic mix: {mix.height} jobs ({', '.join(f'{status} {n}' for status, n in statuses)}; "
           f"{MIX_LIMIT_S} s limit)")
     print(f"  ours:  {mix_rates['ours']:8.1f} runs/s   naive: {mix_rates['naive']:8.1f} runs/s   "
