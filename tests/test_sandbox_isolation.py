@@ -276,6 +276,25 @@ def test_a_job_cannot_read_other_jobs_files():
     assert (result["status"], result["output"]) == ("ok", "EACCES\nEACCES\nEACCES\n")
 
 
+def test_a_job_holds_only_its_own_three_files():
+    # The launcher opens a job's files and holds its pipes to the supervisor: a pipe left open in
+    # the job would let it forge its own verdict.
+    code = textwrap.dedent("""
+        import os
+        listed = sorted(int(name) for name in os.listdir("/proc/self/fd"))  # the listing's own fd is gone after
+        still_open = []
+        for fd in listed[3:]:
+            try:
+                os.fstat(fd)
+                still_open.append(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:
+                pass
+        print(listed[:3], [os.readlink(f"/proc/self/fd/{fd}").rsplit(".", 1)[-1] for fd in (0, 1, 2)], still_open)
+    """)
+    for result in run(*({"code": code, "input": f"{k}\n"} for k in range(3))):
+        assert (result["status"], result["output"]) == ("ok", "[0, 1, 2] ['in', 'out', 'err'] []\n"), result
+
+
 def test_a_job_cannot_gain_rights_through_exec():
     status = run_one("print(open('/proc/self/status').read())")["output"]
     assert "NoNewPrivs:\t1" in status  # setuid binaries and file capabilities do nothing for it
