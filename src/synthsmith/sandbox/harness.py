@@ -13,8 +13,8 @@ Process tree per batch, each a fork of the worker, which itself never holds a ba
 later job, forked from it, finds nothing of an earlier one in its memory): a *loader* reads the
 batch from the pipe into scratch files; a *reaper* (a child subreaper) compiles the code once
 and forks a *supervisor*, which forks a *launcher* once; per input the supervisor makes the
-job's directory and orders a job, the launcher forks it (touching next to nothing between forks,
-so forking stays cheap), the supervisor watches it (CPU poll, wall limit, killpg), and the
+job's directory and orders a job, the launcher opens its stdin and stdout files, enters its
+directory and forks it (touching little else, so forking stays cheap), the supervisor watches it (CPU poll, wall limit, killpg), and the
 launcher (a subreaper) reaps it and kills whatever it left behind (orphans, even setsid'd ones,
 are re-parented to it); a *reporter* reads the outputs and answers the parent. If the parent
 goes away mid-batch, the worker ends everything at once. Jobs run under another uid, so they
@@ -23,7 +23,8 @@ launcher or supervisor falls to the reaper, which finishes watching it, writes i
 sweeps, and forks a new supervisor for the remaining inputs. A job child runs the job right
 where its launcher forked it, then ends like a normal interpreter exit would, without paying
 for a full interpreter shutdown (`_finish_job`). A job's cost is mostly the pages it copies on
-first write, so whatever all jobs of a batch share is done once, before the forks.
+first write, so the job child does as little as it can, and what all jobs of a batch share is
+done once, before the forks.
 """
 
 from __future__ import annotations
