@@ -14,17 +14,17 @@ later job, forked from it, finds nothing of an earlier one in its memory): a *lo
 batch from the pipe into scratch files; a *reaper* (a child subreaper) compiles the code once
 and forks a *supervisor*, which forks a *launcher* once; per input the supervisor makes the
 job's directory and orders a job, the launcher opens its stdin and stdout files, enters its
-directory and forks it (touching little else, so forking stays cheap), the supervisor watches it (CPU poll, wall limit, killpg), and the
-launcher (a subreaper) reaps it and kills whatever it left behind (orphans, even setsid'd ones,
-are re-parented to it); a *reporter* reads the outputs and answers the parent. If the parent
-goes away mid-batch, the worker ends everything at once. Jobs run under another uid, so they
-cannot signal any of these; where they can (no uid of their own), a job that kills its
-launcher or supervisor falls to the reaper, which finishes watching it, writes its status line,
-sweeps, and forks a new supervisor for the remaining inputs. A job child runs the job right
-where its launcher forked it, then ends like a normal interpreter exit would, without paying
-for a full interpreter shutdown (`_finish_job`). A job's cost is mostly the pages it copies on
-first write, so the job child does as little as it can, and what all jobs of a batch share is
-done once, before the forks.
+directory and forks it (touching little else, so forking stays cheap), the supervisor watches it
+(CPU poll, wall limit, killpg), and the launcher (a subreaper) reaps it and kills whatever it
+left behind (orphans, even setsid'd ones, are re-parented to it); a *reporter* reads the outputs
+and answers the parent. If the parent goes away mid-batch, the worker ends everything at once.
+Jobs run under another uid, so they cannot signal any of these; where they can (no uid of their
+own), a job that kills its launcher or supervisor falls to the reaper, which finishes watching
+it, writes its status line, sweeps, and forks a new supervisor for the remaining inputs. A job
+child runs the job right where its launcher forked it, then ends like a normal interpreter exit
+would, without paying for a full interpreter shutdown (`_finish_job`). A job's cost is mostly
+the pages it copies on first write, so the job child does as little as it can, and what all jobs
+of a batch share is done once, before the forks.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ OPEN_FILES = 64
 STDERR_CHARS = 2_000  # the tail of a job's stderr that is reported (it holds the traceback)
 HEADER_BYTES = 20  # a batch's length, in decimal, newline-terminated
 PROCESSES = 64  # RLIMIT_NPROC: processes and threads of the job's uid, which is the job's own (see isolation.py)
+_CORES = os.cpu_count() or 1  # read once (glibc reads /sys for it), not per job
 
 
 def _apply_limits(memory_mb: int, cpu_s: int) -> None:
@@ -520,7 +521,7 @@ def _supervise(job, code, first: int, total: int, status_fd: int, pipe_fd: int, 
     """Supervisor: runs inputs FIRST.. of the batch, one at a time, through a launcher it forks
     once. It does not fork per job itself, so its bookkeeping (working directories, limits,
     statuses) costs no copy-on-write faults; the launcher, which does fork per job, touches
-    next to nothing between forks."""
+    little between forks."""
     import time
 
     wall_s, time_limit_s = job[6], job[5]
@@ -601,7 +602,6 @@ def _launch(orders: int, events: int, job, code, isolation) -> None:
         _, status, usage = os.wait4(pid, 0)
         _sweep()
         os.write(events, b"%d %r\n" % (os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime))
-    return None
 
 
 class _Lines:
@@ -647,7 +647,7 @@ def _wait_within_limits(done, pid: int, start: float, wall_s: float, cpu_limit_s
     import time
 
     # A job's threads earn at most one CPU second per core per second: no /proc read before then.
-    cpu_possible = start + cpu_limit_s / (os.cpu_count() or 1)
+    cpu_possible = start + cpu_limit_s / _CORES
     pause, fired = 0.001, False
     while not done(pause):
         now = time.monotonic()
