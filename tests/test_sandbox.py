@@ -238,6 +238,50 @@ def test_job_trying_to_kill_its_supervisor_and_then_failing_gets_its_own_verdict
     assert "ValueError" in results[1]["stderr"] and results[3]["output"] == "3\n"
 
 
+@pytest.fixture
+def jobs_sharing_the_workers_uid(tmp_path, monkeypatch):
+    """The sandbox as it runs where jobs get no uid of their own (not root, no user namespaces):
+    a copy of the harness whose jobs keep the worker's uid, so they can kill its processes."""
+    for name in ("harness.py", "isolation.py"):
+        (tmp_path / name).write_text(runner.HARNESS.with_name(name).read_text())
+    isolation = tmp_path / "isolation.py"
+    own_uid = "self.job_uid = JOB_UID_BASE + os.getpid()"
+    assert isolation.read_text().count(own_uid) == 1
+    isolation.write_text(isolation.read_text().replace(own_uid, "pass"))
+    runner.close_pools()
+    monkeypatch.setattr(runner, "HARNESS", tmp_path / "harness.py")
+    yield
+    runner.close_pools()
+
+
+KILLER = ("import os\nk = int(input())\nkilled = False\n"
+          "if k == 3:\n"
+          "    target = os.getppid()  # the supervisor\n"
+          "    if TARGET == 'reaper':\n"
+          "        target = int(open(f'/proc/{target}/stat').read().rsplit(')', 1)[1].split()[1])\n"
+          "    os.kill(target, 9)\n"
+          "    killed = True\n"
+          "print(k * 10, killed)")
+
+
+def test_a_job_that_kills_its_supervisor_is_watched_to_its_end_by_the_reaper(jobs_sharing_the_workers_uid):
+    code = KILLER.replace("TARGET", "'supervisor'")
+    results = run_jobs(make_jobs(*({"code": code, "input": f"{k}\n"} for k in range(8))), workers=1).to_dicts()
+    assert [r["status"] for r in results] == ["ok"] * 8
+    assert [r["output"] for r in results] == [f"{k * 10} {k == 3}\n" for k in range(8)]
+
+
+def test_a_job_that_kills_its_reaper_loses_no_other_row(jobs_sharing_the_workers_uid):
+    # The supervisor dies with the reaper; the worker sweeps, reports what was done, and the
+    # rest reruns alone, where the killer kills its reaper again and is reported killed.
+    code = KILLER.replace("TARGET", "'reaper'")
+    results = run_jobs(make_jobs(*({"code": code, "input": f"{k}\n"} for k in range(8))), workers=1).to_dicts()
+    assert [r["job_id"] for r in results] == [str(k) for k in range(8)]
+    assert [r["status"] for r in results] == ["ok"] * 3 + ["killed"] + ["ok"] * 4
+    assert [r["output"] for r in results if r["status"] == "ok"] == [f"{k * 10} False\n" for k in range(8) if k != 3]
+    assert "died running this job, twice" in results[3]["stderr"]
+
+
 def processes_with_argument(marker: str) -> list[int]:
     """Host pids whose command line contains `marker` (pids inside the sandbox are namespaced)."""
     found = []

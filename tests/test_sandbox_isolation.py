@@ -277,8 +277,8 @@ def test_a_job_cannot_read_other_jobs_files():
 
 
 def test_a_job_holds_only_its_own_three_files():
-    # The launcher opens a job's files and holds its pipes to the supervisor: a pipe left open in
-    # the job would let it forge its own verdict.
+    # The supervisor opens a job's files and holds its pipe to the reaper and the status file: an
+    # fd of these left open in the job would let it forge its own verdict.
     code = textwrap.dedent("""
         import os
         listed = sorted(int(name) for name in os.listdir("/proc/self/fd"))  # the listing's own fd is gone after

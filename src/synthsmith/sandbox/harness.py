@@ -10,21 +10,21 @@ It must stay stdlib-only and import nothing from synthsmith: it runs without sit
 parent imports it only for the constants below.
 
 Process tree per batch, each a fork of the worker, which itself never holds a batch's data (a
-later job, forked from it, finds nothing of an earlier one in its memory): a *loader* reads the
-batch from the pipe into scratch files; a *reaper* (a child subreaper) compiles the code once
-and forks a *supervisor*, which forks a *launcher* once; per input the supervisor makes the
-job's directory and orders a job, the launcher opens its stdin and stdout files, enters its
-directory and forks it (touching little else, so forking stays cheap), the supervisor watches it
-(CPU poll, wall limit, killpg), and the launcher (a subreaper) reaps it and kills whatever it
-left behind (orphans, even setsid'd ones, are re-parented to it); a *reporter* reads the outputs
-and answers the parent. If the parent goes away mid-batch, the worker ends everything at once.
-Jobs run under another uid, so they cannot signal any of these; where they can (no uid of their
-own), a job that kills its launcher or supervisor falls to the reaper, which finishes watching
-it, writes its status line, sweeps, and forks a new supervisor for the remaining inputs. A job
-child runs the job right where its launcher forked it, then ends like a normal interpreter exit
-would, without paying for a full interpreter shutdown (`_finish_job`). A job's cost is mostly
-the pages it copies on first write, so the job child does as little as it can, and what all jobs
-of a batch share is done once, before the forks.
+later job, forked from it, finds nothing of an earlier one in its memory): a *reaper* (a child
+subreaper) reads the batch from the pipe into scratch files, compiles the code once and forks a
+*supervisor* (a subreaper too); per input the supervisor makes the job's directory, opens its
+stdin, stdout and stderr files and forks it (touching little else, so forking stays cheap),
+watches it (CPU poll, wall limit), kills what it left in its group, reaps it and kills its
+orphans (even setsid'd ones are re-parented to it). The reaper then writes the report, which
+the worker sends to the parent without reading it. If the parent goes away mid-batch, the worker
+ends everything at once. Jobs run under another uid, so they cannot signal any of these; where
+they can (no uid of their own), a job that kills its supervisor falls to the reaper, which
+finishes watching it, writes its status line, sweeps, and forks a new supervisor for the
+remaining inputs; one that kills the reaper falls to the worker, which sweeps and forks a
+*reporter* for what was done. A job child runs the job right where its supervisor forked it,
+then ends like a normal interpreter exit would, without paying for a full interpreter shutdown
+(`_finish_job`). A job's cost is mostly the pages it copies on first write, so the job child
+does as little as it can, and what all jobs of a batch share is done once, before the forks.
 """
 
 from __future__ import annotations
@@ -193,8 +193,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def watch(pid: int, start: float, wall_s: float, cpu_limit_s: float) -> tuple[int, float, bool]:
-    """Supervise a job that became the reaper's child (its launcher and supervisor died): kill its
-    group once it passes the CPU limit or the wall limit; after exit kill the group
+    """Supervise our child job PID (the supervisor's, or the reaper's once its supervisor died):
+    kill its group once it passes the CPU limit or the wall limit; after exit kill the group
     (descendants), reap with wait4. (exit code, CPU s, killed by us)."""
     import select
     import time
@@ -266,25 +266,70 @@ def _serve(sandbox_dir: str, home: str, library: str) -> None:
     number = 0
     while (size := _read_header(commands)) is not None:
         root = os.path.join(scratch, str(number))
+        report = f"{root}.report"  # beside the batch's directory, which is removed before it is sent
         number += 1
         os.mkdir(root, 0o711)  # jobs reach their own solution.py (tracebacks show its lines), list nothing
-        if _in_child(lambda: _load(commands, size, root)) != 0:
-            _REAL_EXIT(1)  # the batch was not read whole: the command stream is out of step
+        loaded_r, loaded_w = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
         reaper = os.fork()
         if reaper == 0:
-            os.close(commands)
             os.close(replies)
-            _run_batch(root, work, isolation)
+            os.close(loaded_r)
+            _reap(commands, size, loaded_w, root, work, report, isolation)
+        os.close(loaded_w)
+        loaded = os.read(loaded_r, 1)  # one byte once the reaper read the batch; EOF if it failed
+        os.close(loaded_r)
+        if loaded != b"1":
+            _signal(os.kill, reaper)
+            _sweep()
+            _REAL_EXIT(1)  # the batch was not read whole: the command stream is out of step
         if not _wait_reaper(reaper, commands):
             _signal(os.kill, reaper)
-            _sweep()  # the supervisor and launcher die with the reaper (PDEATHSIG); the jobs come to us
+            _sweep()  # the supervisor dies with the reaper (PDEATHSIG); the jobs come to us
             _REAL_EXIT(0)  # in a PID namespace the kernel also kills whatever is left in it
-        _sweep()  # what a killed reaper left behind
-        _in_child(lambda: _report(root, work, replies))
+        if not os.path.exists(report):  # the reaper was killed (or failed) before its report
+            _sweep()  # what it left behind
+            _in_child(lambda: _report(root, work, report))
+        _send_report(report, replies)
         _write_all(replies, b"\ndone\n")  # after a newline: a torn report line stays a line of its own
     _REAL_EXIT(0)
+
+
+def _reap(commands: int, size: int, loaded: int, root: str, work: str, report: str, isolation) -> None:
+    """Reaper, a fork of the worker per batch: reads the batch into ROOT (so the worker never holds
+    its data), says so on LOADED, runs it and writes REPORT. Exit 1 on any error: the worker
+    then reports what was done."""
+    try:
+        _load(commands, size, root)
+        os.close(commands)
+        os.write(loaded, b"1")
+        os.close(loaded)
+        _run_batch(root, work, isolation)
+        _report(root, work, report)
+    except BaseException:  # also what a supervisor or job child of ours raised before its own exit
+        import traceback
+        traceback.print_exc()
+        sys.stderr.flush()
+        _REAL_EXIT(1)
+    _REAL_EXIT(0)
+
+
+def _send_report(report: str, replies: int) -> None:
+    """The report file to the parent, by sendfile: its bytes (jobs' outputs) never enter the
+    worker's memory. No file (the reporter failed too): nothing is reported, the parent reruns."""
+    try:
+        fd = os.open(report, os.O_RDONLY)
+    except OSError:
+        _write_all(replies, b"R 0\n")
+        return
+    try:
+        size, sent = os.fstat(fd).st_size, 0
+        while sent < size:
+            sent += os.sendfile(replies, fd, sent, size - sent)
+    finally:
+        os.close(fd)
+        os.unlink(report)
 
 
 def _write_isolation_report(replies: int, report: dict[str, str]) -> None:
@@ -355,7 +400,7 @@ LIMITS = ("mode", "entry", "memory_mb", "cpu_s", "time_limit_s", "wall_s")
 
 def encode_batch(limits: dict, code: str, inputs: list[str]) -> bytes:
     """A batch as the worker reads it: LIMITS tab-separated, the byte lengths of the code and of
-    each input, then those bytes. No JSON: the loader, a fresh fork per batch, imports nothing."""
+    each input, then those bytes. No JSON: the reaper, a fresh fork per batch, imports nothing to read it."""
     parts = [code.encode(), *(text.encode() for text in inputs)]
     head = "\t".join(str(limits[name]) for name in LIMITS) + "\n" + " ".join(str(len(p)) for p in parts) + "\n"
     return head.encode() + b"".join(parts)
@@ -398,11 +443,11 @@ def decode_report(header: bytes) -> dict:
             "out_length": int(out_length), "err_length": int(err_length)}
 
 
-def _report(root: str, work: str, replies: int) -> None:
-    """Reporter: "R <n>", then per job with a status line in ROOT/status a header line
+def _report(root: str, work: str, report: str) -> None:
+    """Writes REPORT: "R <n>", then per job with a status line in ROOT/status a header line
     (`decode_report`) and the bytes of its stdout head and stderr tail; a torn or foreign status
-    line is skipped (the parent reruns what is not reported). Then ROOT is removed, and what
-    jobs whose supervisor and reaper were killed left in WORK."""
+    line is skipped (the parent reruns what is not reported). The file appears whole or not at
+    all. Then ROOT is removed, and what jobs whose supervisor and reaper were killed left in WORK."""
     count = int(_read_limits(root)["count"])
     results = {}
     try:
@@ -425,7 +470,13 @@ def _report(root: str, work: str, replies: int) -> None:
         chunks.append(f"{index} {exit_code} {cpu_s!r} {killed} {wall_s!r} {output_bytes} {len(output)} {len(errors)}\n"
                       .encode())
         chunks += [output, errors]
-    _write_all(replies, b"".join(chunks))
+    part = f"{report}.part"
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # a killed reaper may have left one
+    try:
+        _write_all(fd, b"".join(chunks))
+    finally:
+        os.close(fd)
+    os.rename(part, report)
     _remove_tree(root)
     for entry in os.scandir(work):
         _remove_tree(entry.path)
@@ -461,7 +512,7 @@ def _tail(path: str) -> bytes:
 
 
 def _run_batch(root: str, work_root: str, isolation) -> None:
-    """Reaper of the batch the loader wrote to ROOT; jobs' working directories go in WORK_ROOT.
+    """Runs the batch the reaper read into ROOT; jobs' working directories go in WORK_ROOT.
     Every process of the batch's tree ends with os._exit."""
     limits = _read_limits(root)
     code_path = os.path.join(root, "solution.py")
@@ -514,64 +565,19 @@ def _run_batch(root: str, work_root: str, isolation) -> None:
         if done < index:
             break  # no progress: leave the rest to the parent's single-job fallback
         index = done + 1
-    _REAL_EXIT(0)
 
 
 def _supervise(job, code, first: int, total: int, status_fd: int, pipe_fd: int, isolation) -> None:
-    """Supervisor: runs inputs FIRST.. of the batch, one at a time, through a launcher it forks
-    once. It does not fork per job itself, so its bookkeeping (working directories, limits,
-    statuses) costs no copy-on-write faults; the launcher, which does fork per job, touches
-    little between forks."""
+    """Supervisor (a subreaper): runs inputs FIRST.. of the batch, one at a time. Per input it
+    makes the job's working directory, opens its stdin, stdout and stderr files, forks it, watches
+    it (CPU poll, wall limit), kills what it left in its group, reaps it, sweeps its orphans and
+    writes its status line. Between forks it touches little, so forking stays cheap."""
     import time
 
     wall_s, time_limit_s = job[6], job[5]
     reaper = os.getppid()
     _prctl(_PR_SET_PDEATHSIG, 9)  # a job that kills the reaper ends its supervisor too: no batch runs on unseen
-    _become_subreaper()  # where the launcher dies, its job and orphans come to us, then to the reaper
-    orders_r, orders_w = os.pipe()
-    events_r, events_w = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    if os.fork() == 0:
-        for fd in (orders_w, events_r, status_fd, pipe_fd):
-            os.close(fd)
-        _launch(orders_r, events_w, job, code, isolation)
-        _REAL_EXIT(0)
-    os.close(orders_r)
-    os.close(events_w)
-    events = _Lines(events_r)
-    for index in range(first, total):
-        if os.getppid() != reaper:
-            return None  # the reaper is gone (its parent already took what was reported)
-        work = _workdir(job, index)
-        isolation.make_workdir(work)  # fresh and empty; removed after the job, so no job sees another's files
-        start = time.monotonic()
-        try:
-            os.write(orders_w, b"%d\n" % index)
-        except BrokenPipeError:
-            return None
-        launched = events.next()
-        if launched is None:
-            return None  # the launcher is gone (a job killed it, where it can): the reaper takes over
-        pid = int(launched)
-        os.write(pipe_fd, f"S {index} {pid} {start!r}\n".encode())
-        outcome = _watch_launched(pid, events, start, wall_s, time_limit_s)
-        if outcome is None:
-            return None
-        exit_code, cpu, fired = outcome
-        _status_line(status_fd, index, exit_code, cpu, fired, time.monotonic() - start)
-        os.write(pipe_fd, f"D {index}\n".encode())
-        isolation.remove_workdir(work)
-    return None
-
-
-def _launch(orders: int, events: int, job, code, isolation) -> None:
-    """Launcher (a subreaper): for each index the supervisor orders, fork the job, report its
-    pid, and once it exits kill what it left in its group, reap it, sweep its orphans and report
-    its exit code and CPU seconds. Returns when orders end; a job child runs the job from here
-    (returning up the stack would cost it a copy of every page the unwinding touches)."""
-    _prctl(_PR_SET_PDEATHSIG, 9)  # dies with the supervisor, which dies with the reaper
-    _become_subreaper()
+    _become_subreaper()  # the job's orphans, even setsid'd ones, come to us
     # What every job of the batch needs the same is done here, once: the jobs inherit it.
     sys.setrecursionlimit(RECURSION_LIMIT)
     _flush_on_fast_exit()  # this process itself leaves by _REAL_EXIT
@@ -580,64 +586,31 @@ def _launch(orders: int, events: int, job, code, isolation) -> None:
         import json  # noqa: F401  what _call_function imports, so no job runs the import machinery
         import typing  # noqa: F401
     write = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    while order := os.read(orders, 64):  # one order at a time: the supervisor waits for each outcome
+    for index in range(first, total):
+        if os.getppid() != reaper:
+            return  # the reaper is gone (its parent already took what was reported)
+        work = _workdir(job, index)
+        isolation.make_workdir(work)  # fresh and empty; removed after the job, so no job sees another's files
         # The job's stdio and working directory are set up here, before the fork: in the job child
         # the same steps would cost their pages copied again. Our own fds 0-1 are unused.
-        index = int(order)
         for fd, suffix, flags in ((0, "in", os.O_RDONLY), (1, "out", write)):
             opened = os.open(f"{root}/{index}.{suffix}", flags, 0o600)
             os.dup2(opened, fd)
             os.close(opened)
         stderr = os.open(f"{root}/{index}.err", write, 0o600)  # fd 2 stays ours: our tracebacks go to the worker's
-        os.chdir(_workdir(job, index))
+        os.chdir(work)
+        start = time.monotonic()
         pid = os.fork()
         if pid == 0:
             _enter_job(stderr, memory_mb, cpu_s, isolation)
             _finish_job(mode, code, code_path, entry)
         os.close(stderr)
-        os.write(events, b"%d\n" % pid)
-        # WNOWAIT leaves the job a zombie, so its pid (= its group id) cannot be reused while we signal it.
-        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
-        _signal(os.killpg, pid)
-        _, status, usage = os.wait4(pid, 0)
+        os.write(pipe_fd, b"S %d %d %r\n" % (index, pid, start))
+        exit_code, cpu, fired = watch(pid, start, wall_s, time_limit_s)
         _sweep()
-        os.write(events, b"%d %r\n" % (os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime))
-
-
-class _Lines:
-    """Lines from a pipe, buffered: one read may bring two of them."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd, self.pending = fd, b""
-
-    def ready(self) -> bool:
-        return b"\n" in self.pending
-
-    def next(self) -> bytes | None:
-        """The next line, waiting for it; None at EOF."""
-        while b"\n" not in self.pending:
-            chunk = os.read(self.fd, 256)
-            if not chunk:
-                return None
-            self.pending += chunk
-        line, self.pending = self.pending.split(b"\n", 1)
-        return line
-
-
-def _watch_launched(pid: int, events: _Lines, start: float, wall_s: float, cpu_limit_s: float):
-    """Wait for the launcher's report on job PID, killing the job's group once it passes the CPU
-    or the wall limit. (exit code, CPU s, killed by us), or None if the launcher died."""
-    import select
-
-    def reported(pause: float) -> bool:
-        return events.ready() or bool(select.select([events.fd], [], [], pause)[0])
-
-    fired = _wait_within_limits(reported, pid, start, wall_s, cpu_limit_s)
-    report = events.next()
-    if report is None:
-        return None
-    exit_code, cpu = report.split()
-    return int(exit_code), float(cpu), fired
+        _status_line(status_fd, index, exit_code, cpu, fired, time.monotonic() - start)
+        os.write(pipe_fd, b"D %d\n" % index)
+        isolation.remove_workdir(work)
 
 
 def _wait_within_limits(done, pid: int, start: float, wall_s: float, cpu_limit_s: float) -> bool:
@@ -664,12 +637,12 @@ def _workdir(job, index: int) -> str:
 
 
 def _enter_job(stderr: int, memory_mb: int, cpu_s: int, isolation) -> None:
-    """In the job child, whose stdin, stdout and working directory the launcher set: own session,
+    """In the job child, whose stdin, stdout and working directory the supervisor set: own session,
     its stderr file on fd 2, only fds 0-2 open, limits, then the job's own uid without
     capabilities. Every step here is paid by every job, in copied pages too."""
     os.setsid()
     os.dup2(stderr, 2)
-    os.closerange(3, 1 << 16)  # the launcher's pipes stay out of reach
+    os.closerange(3, 1 << 16)  # the supervisor's pipe and status file stay out of reach
     _apply_limits(memory_mb, cpu_s)
     isolation.drop_privileges()
 
