@@ -1,11 +1,11 @@
 """The sandbox worker: a long-lived, isolated process that runs batches of untrusted jobs.
 
-`python -S -P harness.py worker SANDBOX_DIR HOME LIBRARY` enters its namespaces (`isolation`),
-mounts its own tmpfs (`scratch` for batch files, `work` for jobs' working directories), writes
-one JSON line (the isolation report) to stdout, then reads batches on stdin: a HEADER_BYTES
-decimal length and that many bytes (`encode_batch`: limits, code, inputs). For each it answers
-with a report (`_report`: per job it can report on, a header line and the bytes of its stdout
-and stderr) and then "done".
+`python -S -P SANDBOX_DIR/harness.pyc worker SANDBOX_DIR HOME LIBRARY` (the pool compiles this
+file and `isolation` into SANDBOX_DIR) enters its namespaces (`isolation`), mounts its own tmpfs
+(`scratch` for batch files, `work` for jobs' working directories), writes one JSON line (the
+isolation report) to stdout, then reads batches on stdin: a HEADER_BYTES decimal length and that
+many bytes (`encode_batch`: limits, code, inputs). For each it answers with a report (`_report`:
+per job it can report on, a header line and the bytes of its stdout and stderr) and then "done".
 It must stay stdlib-only and import nothing from synthsmith: it runs without site-packages. The
 parent imports it only for the constants below.
 
@@ -228,14 +228,16 @@ def _status_line(fd: int, index: int, exit_code: int, cpu: float, fired: bool, w
 
 
 def _load_isolation():
-    """`isolation` from beside this file, without putting our package on the jobs' sys.path (nor
-    importlib's machinery in the worker's memory, which every job's fork copies)."""
+    """`isolation` from its compiled file beside ours (the pool compiles both), without putting our
+    package on the jobs' sys.path (nor importlib's machinery in the worker's memory, which every
+    job's fork copies)."""
+    import marshal
     import types
 
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "isolation.py")
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "isolation.pyc")
     module = types.ModuleType("sandbox_isolation")
-    with open(path, encoding="utf-8") as source:
-        exec(compile(source.read(), path, "exec"), module.__dict__)
+    with open(path, "rb") as compiled:
+        exec(marshal.loads(compiled.read()[16:]), module.__dict__)  # the code after the pyc header
     return module
 
 
