@@ -33,7 +33,9 @@ import atexit  # here, not in each job: importing it there costs every job the i
 import builtins
 import os
 import resource
+import select  # the worker uses it anyway; imported here, the supervisor does not re-import it per job
 import sys
+import time
 
 MEMORY_EXIT = 86  # exit code meaning "MemoryError": distinct from Python's 1 (uncaught exception)
 OUTPUT_CAP_BYTES = 8 << 20  # stdout/stderr files may reach this size; one byte more means output_limit
@@ -45,18 +47,19 @@ PROCESSES = 64  # RLIMIT_NPROC: processes and threads of the job's uid, which is
 _CORES = os.cpu_count() or 1  # read once (glibc reads /sys for it), not per job
 
 
-def _apply_limits(memory_mb: int, cpu_s: int) -> None:
+def _job_limits(memory_mb: int, cpu_s: int) -> tuple:
+    """((resource, (soft, hard)), ...) a job runs under: worked out once per batch, set in each job."""
     memory = memory_mb << 20
     _, stack_hard = resource.getrlimit(resource.RLIMIT_STACK)
     stack = memory if stack_hard == resource.RLIM_INFINITY else min(memory, stack_hard)
-    resource.setrlimit(resource.RLIMIT_STACK, (stack, stack_hard))  # C frames of deep recursion (lru_cache etc.)
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    # Soft limit sends SIGXCPU (fatal: Python installs no handler); the hard limit's SIGKILL backs it up.
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (OUTPUT_CAP_BYTES + 1, OUTPUT_CAP_BYTES + 1))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
-    resource.setrlimit(resource.RLIMIT_NPROC, (PROCESSES, PROCESSES))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crashing job writes no core file
+    return ((resource.RLIMIT_STACK, (stack, stack_hard)),  # C frames of deep recursion (lru_cache etc.)
+            (resource.RLIMIT_AS, (memory, memory)),
+            # Soft limit sends SIGXCPU (fatal: Python installs no handler); the hard limit's SIGKILL backs it up.
+            (resource.RLIMIT_CPU, (cpu_s, cpu_s + 1)),
+            (resource.RLIMIT_FSIZE, (OUTPUT_CAP_BYTES + 1, OUTPUT_CAP_BYTES + 1)),
+            (resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES)),
+            (resource.RLIMIT_NPROC, (PROCESSES, PROCESSES)),
+            (resource.RLIMIT_CORE, (0, 0)))  # a crashing job writes no core file
 
 
 def _flush_on_fast_exit() -> None:
@@ -80,9 +83,7 @@ def _call_function(code, entry: str, namespace: dict) -> None:
     import typing
 
     args = [json.loads(line) for line in sys.stdin if line.strip()]
-    # "solution", not "__main__": an `if __name__ == "__main__":` demo block must not run.
     # LeetCode-style code uses List/Optional without importing them; LeetCode provides them too.
-    namespace.update({"__name__": "solution", "__builtins__": builtins})
     namespace.update((name, getattr(typing, name)) for name in typing.__all__)
     # Point fd 1 at stderr while user code runs, so prints (even os.write(1, ...)) cannot mix
     # with the result, which is written to the saved real stdout afterwards.
@@ -98,12 +99,9 @@ def _call_function(code, entry: str, namespace: dict) -> None:
         out.write(result)
 
 
-def _execute(mode: str, code, code_path: str, entry: str, namespace: dict | None = None) -> None:
-    sys.argv = [code_path]
-    namespace = {} if namespace is None else namespace
+def _execute(mode: str, code, entry: str, namespace: dict) -> None:
     try:
         if mode == "stdio":
-            namespace.update({"__name__": "__main__", "__builtins__": builtins})
             exec(code, namespace)
         else:
             _call_function(code, entry, namespace)
@@ -196,9 +194,6 @@ def watch(pid: int, start: float, wall_s: float, cpu_limit_s: float) -> tuple[in
     """Supervise our child job PID (the supervisor's, or the reaper's once its supervisor died):
     kill its group once it passes the CPU limit or the wall limit; after exit kill the group
     (descendants), reap with wait4. (exit code, CPU s, killed by us)."""
-    import select
-    import time
-
     try:
         pidfd = os.pidfd_open(pid)  # becomes readable when the child exits: no polling latency
     except (AttributeError, OSError):
@@ -343,8 +338,6 @@ def _write_isolation_report(replies: int, report: dict[str, str]) -> None:
 def _wait_reaper(reaper: int, commands: int) -> bool:
     """Wait for the batch's reaper: True once it exited, False if the parent went away meanwhile
     (EOF on the command pipe: a killed run must not leave its jobs running to their limits)."""
-    import select
-
     try:
         exited = os.pidfd_open(reaper)
     except (AttributeError, OSError):  # no pidfd: wait without watching the parent
@@ -526,8 +519,6 @@ def _run_batch(root: str, work_root: str, isolation) -> None:
     with open(code_path, encoding="utf-8") as source:
         text = source.read()
     code = compile(text, code_path, "exec")  # once for the whole batch
-    import time
-
     status_fd = os.open(os.path.join(root, "status"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     _become_subreaper()
     index, total = 0, int(count)
@@ -574,8 +565,6 @@ def _supervise(job, code, first: int, total: int, status_fd: int, pipe_fd: int, 
     makes the job's working directory, opens its stdin, stdout and stderr files, forks it, watches
     it (CPU poll, wall limit), kills what it left in its group, reaps it, sweeps its orphans and
     writes its status line. Between forks it touches little, so forking stays cheap."""
-    import time
-
     wall_s, time_limit_s = job[6], job[5]
     reaper = os.getppid()
     _prctl(_PR_SET_PDEATHSIG, 9)  # a job that kills the reaper ends its supervisor too: no batch runs on unseen
@@ -584,6 +573,8 @@ def _supervise(job, code, first: int, total: int, status_fd: int, pipe_fd: int, 
     sys.setrecursionlimit(RECURSION_LIMIT)
     _flush_on_fast_exit()  # this process itself leaves by _REAL_EXIT
     mode, code_path, entry, memory_mb, cpu_s, _, _, root, _ = job
+    sys.argv = [code_path]
+    limits = _job_limits(memory_mb, cpu_s)
     if mode != "stdio":
         import json  # noqa: F401  what _call_function imports, so no job runs the import machinery
         import typing  # noqa: F401
@@ -604,8 +595,8 @@ def _supervise(job, code, first: int, total: int, status_fd: int, pipe_fd: int, 
         start = time.monotonic()
         pid = os.fork()
         if pid == 0:
-            _enter_job(stderr, memory_mb, cpu_s, isolation)
-            _finish_job(mode, code, code_path, entry)
+            _enter_job(stderr, limits, isolation)
+            _finish_job(mode, code, entry)
         os.close(stderr)
         os.write(pipe_fd, b"S %d %d %r\n" % (index, pid, start))
         exit_code, cpu, fired = watch(pid, start, wall_s, time_limit_s)
@@ -619,8 +610,6 @@ def _wait_within_limits(done, pid: int, start: float, wall_s: float, cpu_limit_s
     """Call done(pause), which waits up to `pause` seconds, until it is true; kill PID's group
     once it passes the wall or the CPU limit. True if we killed it. Waiting comes first, so a
     quick job finds us blocked in one call."""
-    import time
-
     # A job's threads earn at most one CPU second per core per second: no /proc read before then.
     cpu_possible = start + cpu_limit_s / _CORES
     pause, fired = 0.001, False
@@ -638,27 +627,31 @@ def _workdir(job, index: int) -> str:
     return f"{job[8]}{index}"
 
 
-def _enter_job(stderr: int, memory_mb: int, cpu_s: int, isolation) -> None:
+def _enter_job(stderr: int, limits: tuple, isolation) -> None:
     """In the job child, whose stdin, stdout and working directory the supervisor set: own session,
-    its stderr file on fd 2, only fds 0-2 open, limits, then the job's own uid without
-    capabilities. Every step here is paid by every job, in copied pages too."""
+    its stderr file on fd 2, only fds 0-2 open, LIMITS (`_job_limits`), then the job's own uid
+    without capabilities. Every step here is paid by every job, in copied pages too."""
     os.setsid()
     os.dup2(stderr, 2)
     os.closerange(3, 1 << 16)  # the supervisor's pipe and status file stay out of reach
-    _apply_limits(memory_mb, cpu_s)
+    setrlimit = resource.setrlimit
+    for which, values in limits:
+        setrlimit(which, values)
     isolation.drop_privileges()
 
 
-def _finish_job(mode: str, code, code_path: str, entry: str) -> None:
+def _finish_job(mode: str, code, entry: str) -> None:
     """Run the job, then do what a normal interpreter exit does for it and leave with os._exit:
     the full finalization of the forked interpreter would cost several times the job itself.
     Kept: SystemExit codes and messages, the excepthook traceback (exit 1), waiting for non-daemon
     threads, atexit handlers, deallocating the program's globals (so an unflushed file object of
     its own is flushed), flushing stdout/stderr (exit 120 if that fails, as CPython)."""
-    namespace: dict = {}
+    # A function-mode job runs as "solution", not "__main__": an `if __name__ == "__main__":`
+    # demo block must not run.
+    namespace = {"__name__": "__main__" if mode == "stdio" else "solution", "__builtins__": builtins}
     exit_code = 0
     try:
-        _execute(mode, code, code_path, entry, namespace)
+        _execute(mode, code, entry, namespace)
     except SystemExit as exc:
         exit_code = _system_exit_code(exc)
     except KeyboardInterrupt:

@@ -71,6 +71,7 @@ class Isolation:
     def __init__(self) -> None:
         self.report: dict[str, str] = {}
         self.mounts = False  # own mount namespace: tmpfs and a read-only root are possible
+        self.empty_shm_size = 0  # the size of our own /dev/shm tmpfs while empty (set once it is mounted)
         self.job_uid: int | None = None  # jobs switch to this uid (root tier)
         self.drop_caps = False  # jobs drop every capability (user-namespace tier)
 
@@ -135,6 +136,7 @@ class Isolation:
         self.report.setdefault("filesystem", "on: host filesystem read-only, a fresh capped working directory per job")
         self.report.setdefault("secrets", f"on: environment allow-list; {', '.join(homes) or 'no home'} hidden")
         self.mounts = self.report["filesystem"].startswith("on")
+        self.empty_shm_size = os.stat("/dev/shm").st_size
 
     def make_dirs(self, sandbox_dir: str, host_pid: int) -> tuple[str, str]:
         """(scratch, work) for this worker, in `sandbox_dir` (which the pool removes): tmpfs mounted
@@ -162,7 +164,9 @@ class Isolation:
         except OSError:
             import shutil
             shutil.rmtree(path, ignore_errors=True)
-        if self.mounts:  # what a job left in the worker's /dev/shm must not reach the next job
+        # What a job left in the worker's /dev/shm must not reach the next job. A tmpfs directory's
+        # size grows with each entry, so one stat tells whether there is anything to remove.
+        if self.mounts and os.stat("/dev/shm").st_size != self.empty_shm_size:
             for entry in os.scandir("/dev/shm"):
                 if entry.is_dir(follow_symlinks=False):
                     import shutil
