@@ -285,8 +285,8 @@ def _serve(sandbox_dir: str, home: str, library: str) -> None:
             _signal(os.kill, reaper)
             _sweep()  # the supervisor dies with the reaper (PDEATHSIG); the jobs come to us
             _REAL_EXIT(0)  # in a PID namespace the kernel also kills whatever is left in it
+        _sweep()  # what a killed reaper left behind
         if not os.path.exists(report):  # the reaper was killed (or failed) before its report
-            _sweep()  # what it left behind
             _in_child(lambda: _report(root, work, report))
         _send_report(report, replies)
         _write_all(replies, b"\ndone\n")  # after a newline: a torn report line stays a line of its own
