@@ -198,17 +198,23 @@ def watch(pid: int, start: float, wall_s: float, cpu_limit_s: float) -> tuple[in
         pidfd = os.pidfd_open(pid)  # becomes readable when the child exits: no polling latency
     except (AttributeError, OSError):
         pidfd = None
-
-    def exited(pause: float) -> bool:
-        if pidfd is not None:
-            select.select([pidfd], [], [], pause)
-        else:
-            time.sleep(pause)
-        # WNOWAIT leaves the child a zombie, so its pid (= its group id) cannot be reused while we signal it.
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-
+    # A job's threads earn at most one CPU second per core per second: no /proc read before then.
+    cpu_possible = start + cpu_limit_s / _CORES
+    pause, fired = 0.001, False  # waiting comes first, so a quick job finds us blocked in one call
     try:
-        fired = _wait_within_limits(exited, pid, start, wall_s, cpu_limit_s)
+        while True:
+            if pidfd is not None:
+                select.select([pidfd], [], [], pause)
+            else:
+                time.sleep(pause)
+            # WNOWAIT leaves the child a zombie, so its pid (= its group id) cannot be reused while we signal it.
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                break
+            now = time.monotonic()
+            if not fired and (now > start + wall_s or (now > cpu_possible and cpu_seconds(pid) > cpu_limit_s)):
+                fired = True
+                _signal(os.killpg, pid)
+            pause = min(pause * 2, 0.02)  # quick programs are noticed at once, long ones cheaply
     finally:
         if pidfd is not None:
             os.close(pidfd)
@@ -273,7 +279,7 @@ def _serve(sandbox_dir: str, home: str, library: str) -> None:
         if reaper == 0:
             os.close(replies)
             os.close(loaded_r)
-            _reap(commands, size, loaded_w, root, work, report, isolation)
+            _end_after(lambda: _reap(commands, size, loaded_w, root, work, report, isolation))
         os.close(loaded_w)
         loaded = os.read(loaded_r, 1)  # one byte once the reaper read the batch; EOF if it failed
         os.close(loaded_r)
@@ -295,21 +301,14 @@ def _serve(sandbox_dir: str, home: str, library: str) -> None:
 
 def _reap(commands: int, size: int, loaded: int, root: str, work: str, report: str, isolation) -> None:
     """Reaper, a fork of the worker per batch: reads the batch into ROOT (so the worker never holds
-    its data), says so on LOADED, runs it and writes REPORT. Exit 1 on any error: the worker
-    then reports what was done."""
-    try:
-        _load(commands, size, root)
-        os.close(commands)
-        os.write(loaded, b"1")
-        os.close(loaded)
-        _run_batch(root, work, isolation)
-        _report(root, work, report)
-    except BaseException:  # also what a supervisor or job child of ours raised before its own exit
-        import traceback
-        traceback.print_exc()
-        sys.stderr.flush()
-        _REAL_EXIT(1)
-    _REAL_EXIT(0)
+    its data), says so on LOADED, runs it and writes REPORT. On an error the worker reports what
+    was done."""
+    _load(commands, size, root)
+    os.close(commands)
+    os.write(loaded, b"1")
+    os.close(loaded)
+    _run_batch(root, work, isolation)
+    _report(root, work, report)
 
 
 def _send_report(report: str, replies: int) -> None:
@@ -356,16 +355,22 @@ def _in_child(step) -> int:
     """Run `step` in a fork of this process and return its exit code: what it reads stays there."""
     pid = os.fork()
     if pid == 0:
-        try:
-            step()
-        except BaseException:
-            import traceback
-            traceback.print_exc()
-            sys.stderr.flush()
-            _REAL_EXIT(1)
-        _REAL_EXIT(0)
+        _end_after(step)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
+
+
+def _end_after(step) -> None:
+    """In a fork: run `step`, then leave with exit 0, or 1 and the traceback on stderr (also for
+    what a supervisor or job child forked inside `step` raised before its own exit)."""
+    try:
+        step()
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+        sys.stderr.flush()
+        _REAL_EXIT(1)
+    _REAL_EXIT(0)
 
 
 def _read_exactly(fd: int, size: int) -> bytes | None:
@@ -402,7 +407,7 @@ def encode_batch(limits: dict, code: str, inputs: list[str]) -> bytes:
 
 
 def _load(commands: int, size: int, root: str) -> None:
-    """Loader: the batch from the pipe into ROOT: solution.py, <i>.in, limits."""
+    """The batch from the pipe into ROOT: solution.py, <i>.in, limits."""
     data = _read_exactly(commands, size)
     if data is None:
         raise EOFError("the batch ended early")
@@ -422,8 +427,8 @@ def _read_limits(root: str) -> dict[str, str]:
         return dict(zip((*LIMITS, "count"), f.read().split("\t")))
 
 
-def _write_file(path: str, data: bytes, mode: int = 0o600) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+def _write_file(path: str, data: bytes, mode: int = 0o600, exclusive: bool = True) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC), mode)
     try:
         _write_all(fd, data)
     finally:
@@ -466,11 +471,7 @@ def _report(root: str, work: str, report: str) -> None:
                       .encode())
         chunks += [output, errors]
     part = f"{report}.part"
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # a killed reaper may have left one
-    try:
-        _write_all(fd, b"".join(chunks))
-    finally:
-        os.close(fd)
+    _write_file(part, b"".join(chunks), exclusive=False)  # a killed reaper may have left one
     os.rename(part, report)
     _remove_tree(root)
     for entry in os.scandir(work):
@@ -478,7 +479,7 @@ def _report(root: str, work: str, report: str) -> None:
 
 
 def _remove_tree(path: str) -> None:
-    """A batch directory is flat: no shutil (imported fresh in every reporter) unless it is not."""
+    """A batch directory is flat: no shutil (imported fresh in every reaper) unless it is not."""
     try:
         for entry in os.scandir(path):
             os.unlink(entry.path)
@@ -604,22 +605,6 @@ def _supervise(job, code, first: int, total: int, status_fd: int, pipe_fd: int, 
         _status_line(status_fd, index, exit_code, cpu, fired, time.monotonic() - start)
         os.write(pipe_fd, b"D %d\n" % index)
         isolation.remove_workdir(work)
-
-
-def _wait_within_limits(done, pid: int, start: float, wall_s: float, cpu_limit_s: float) -> bool:
-    """Call done(pause), which waits up to `pause` seconds, until it is true; kill PID's group
-    once it passes the wall or the CPU limit. True if we killed it. Waiting comes first, so a
-    quick job finds us blocked in one call."""
-    # A job's threads earn at most one CPU second per core per second: no /proc read before then.
-    cpu_possible = start + cpu_limit_s / _CORES
-    pause, fired = 0.001, False
-    while not done(pause):
-        now = time.monotonic()
-        if not fired and (now > start + wall_s or (now > cpu_possible and cpu_seconds(pid) > cpu_limit_s)):
-            fired = True
-            _signal(os.killpg, pid)
-        pause = min(pause * 2, 0.02)  # quick programs are noticed at once, long ones cheaply
-    return fired
 
 
 def _workdir(job, index: int) -> str:
